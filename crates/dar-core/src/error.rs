@@ -315,9 +315,7 @@ impl Error {
                 Rejected::IssuedInFuture => ("issued_in_future", "§3.1 step 9, §3.5 step 7"),
                 Rejected::Stale => ("stale", "§3.1 step 9, §3.5 step 7"),
                 Rejected::BindingMismatch => ("binding_mismatch", "§3.1 step 10, §3.5 step 8"),
-                Rejected::BindingUnexpected => {
-                    ("binding_unexpected", "§3.1 step 10, §3.5 step 8")
-                }
+                Rejected::BindingUnexpected => ("binding_unexpected", "§3.1 step 10, §3.5 step 8"),
                 Rejected::InnerSignatureInvalid => ("inner_signature_invalid", "§3.5 step 5"),
                 Rejected::InnerIssuerNotThisProvider => {
                     ("inner_issuer_not_this_provider", "§3.5 step 5")
@@ -349,7 +347,10 @@ impl Error {
 
 impl From<OriginError> for DecodeError {
     fn from(reason: OriginError) -> Self {
-        Self::Origin { field: "origin", reason }
+        Self::Origin {
+            field: "origin",
+            reason,
+        }
     }
 }
 
@@ -362,20 +363,38 @@ mod tests {
         let samples: Vec<Error> = vec![
             DecodeError::Base64.into(),
             DecodeError::InnerToken(Box::new(DecodeError::TrailingData)).into(),
-            Rejected::WrongType { expected: 1, found: 0 }.into(),
+            Rejected::WrongType {
+                expected: 1,
+                found: 0,
+            }
+            .into(),
             Rejected::SealOpenFailed.into(),
-            Misuse::FieldTooLong { field: "data", len: 65_536 }.into(),
+            Misuse::FieldTooLong {
+                field: "data",
+                len: 65_536,
+            }
+            .into(),
         ];
         for e in samples {
-            assert!(e.code().chars().all(|c| c.is_ascii_lowercase() || c == '_'), "{e:?}");
+            assert!(
+                e.code()
+                    .chars()
+                    .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_')
+            );
             assert!(e.step().starts_with('§'), "{e:?}");
         }
     }
 
     #[test]
     fn wrong_type_names_the_step_of_its_pipeline() {
-        let save = Error::from(Rejected::WrongType { expected: 0, found: 1 });
-        let ret = Error::from(Rejected::WrongType { expected: 1, found: 0 });
+        let save = Error::from(Rejected::WrongType {
+            expected: 0,
+            found: 1,
+        });
+        let ret = Error::from(Rejected::WrongType {
+            expected: 1,
+            found: 0,
+        });
         assert_eq!(save.step(), "§3.1 step 4");
         assert_eq!(ret.step(), "§3.5 step 3");
     }

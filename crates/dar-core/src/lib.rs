@@ -6,5 +6,28 @@
 //! provider and recovery provider roles, discovery, storage and HTTP live in other crates.
 
 mod error;
+#[cfg(test)]
+mod testutil;
 
 pub use error::{DecodeError, Error, Misuse, OriginError, Rejected};
+mod freshness;
+pub mod issued_time;
+mod keys;
+mod origin;
+mod signature;
+mod token;
+
+pub use freshness::Freshness;
+pub use keys::{SigningKey, VerifyingKey, VerifyingKeys};
+pub use origin::Origin;
+pub use signature::Signature;
+pub use token::{
+    CountersignedToken, EncodedToken, IssuedTime, MAX_TOKEN_LEN, Options, RecoveryToken, Token,
+    TokenId, TokenType, TokenView, VERSION, decode_base64,
+};
+pub mod verify;
+
+pub use verify::{
+    Countersign, ReturnCheck, SaveCheck, SavedCheck, VerifiedCountersignedToken,
+    VerifiedRecoveryToken, countersign,
+};
