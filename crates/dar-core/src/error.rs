@@ -220,6 +220,11 @@ pub enum Rejected {
     /// step 13). Opaque on purpose.
     #[error("sealed data does not open")]
     SealOpenFailed,
+    /// The sealed data is in the darrrr-v0 layout, which this account provider does not open:
+    /// that layout binds no token, so a provider that seals in dar-v1 opens it only while
+    /// migrating (§4.1.2, §6.8).
+    #[error("sealed data layout is not accepted")]
+    SealLayoutNotAccepted,
 }
 
 /// The caller asked for something the protocol cannot express. Never caused by a peer's input.
@@ -262,6 +267,13 @@ pub enum Misuse {
     /// A sealer with no key, or whose current key id is not among its keys.
     #[error("no current sealing key")]
     NoSealingKey,
+    /// Two sealing keys share an id, so a sealed blob's key id would not name one key
+    /// (§4.1.2: key management is the account provider's).
+    #[error("two sealing keys have the id {id}")]
+    DuplicateSealingKey {
+        /// The shared key id (an id, not key material).
+        id: u32,
+    },
 }
 
 impl Error {
@@ -330,6 +342,9 @@ impl Error {
                 Rejected::CountersignatureInvalid => ("countersignature_invalid", "§3.5 step 12"),
                 Rejected::UnknownSealingKey => ("unknown_sealing_key", "§3.5 step 13"),
                 Rejected::SealOpenFailed => ("seal_open_failed", "§3.5 step 13"),
+                Rejected::SealLayoutNotAccepted => {
+                    ("seal_layout_not_accepted", "§4.1.2 opaque data")
+                }
             },
             Self::Misuse(e) => match e {
                 Misuse::FieldTooLong { .. } => ("field_too_long", "§4.1.1 field lengths"),
@@ -340,6 +355,9 @@ impl Error {
                 Misuse::PayloadTooLarge => ("payload_too_large", "§4.1.2 opaque data"),
                 Misuse::NegativeWindow => ("freshness_window_negative", "§6.7 clock skew"),
                 Misuse::NoSealingKey => ("no_sealing_key", "§4.1.2 opaque data"),
+                Misuse::DuplicateSealingKey { .. } => {
+                    ("duplicate_sealing_key", "§4.1.2 opaque data")
+                }
             },
         }
     }
@@ -376,11 +394,8 @@ mod tests {
             .into(),
         ];
         for e in samples {
-            assert!(
-                e.code()
-                    .chars()
-                    .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_')
-            );
+            let snake = |c: char| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_';
+            assert!(e.code().chars().all(snake), "{e:?}");
             assert!(e.step().starts_with('§'), "{e:?}");
         }
     }

@@ -29,7 +29,7 @@ pub(crate) fn other_key() -> SigningKey {
 }
 
 pub(crate) fn keys(k: &SigningKey) -> VerifyingKeys {
-    VerifyingKeys::new(vec![k.verifying_key()])
+    VerifyingKeys::from(k.verifying_key())
 }
 
 pub(crate) fn recovery_token() -> Token {

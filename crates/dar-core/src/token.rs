@@ -598,3 +598,68 @@ impl fmt::Debug for EncodedToken {
 
 #[cfg(test)]
 mod tests;
+
+/// Fuzzing entry point: decodes arbitrary bytes as a token; whatever is accepted must re-encode
+/// to exactly the same internals.
+#[doc(hidden)]
+pub fn fuzz_token_decode(data: &[u8]) {
+    if let Ok(view) = TokenView::decode(data) {
+        let token = view.to_token();
+        assert!(token.is_ok());
+        if let Ok(token) = token {
+            assert_eq!(
+                token.encode_internals().ok().as_deref(),
+                Some(view.signed_bytes())
+            );
+        }
+    }
+}
+
+/// Fuzzing entry point: decodes arbitrary bytes as a countersigned token and runs the account
+/// provider's checks with fixed keys; nothing random can pass them.
+#[doc(hidden)]
+pub fn fuzz_countersigned(data: &[u8]) {
+    use crate::{Freshness, ReturnCheck, VerifyingKeys};
+    let Ok(token) = CountersignedToken::decode(data) else {
+        return;
+    };
+    let (Ok(ap_key), Ok(rp_key)) = (
+        SigningKey::from_scalar_bytes(&[0x1a; 32]),
+        SigningKey::from_scalar_bytes(&[0xc8; 32]),
+    ) else {
+        return;
+    };
+    let (Ok(ap), Ok(rp)) = (
+        Origin::parse("https://ap.example.com"),
+        Origin::parse("https://rp.example.net"),
+    ) else {
+        return;
+    };
+    let own = VerifyingKeys::from(ap_key.verifying_key());
+    let cs = VerifyingKeys::from(rp_key.verifying_key());
+    let check = ReturnCheck {
+        account_provider: &ap,
+        own_keys: &own,
+        recovery_provider: &rp,
+        countersign_keys: &cs,
+        freshness: Freshness::DEFAULT,
+        binding: None,
+    };
+    let now = token.outer().issued_at();
+    let _ = token.verify_return(&check, now);
+}
+
+/// Fuzzing entry point: parses arbitrary text as an origin, both ways; a normalized origin must
+/// be canonical on the wire and parse to itself.
+#[doc(hidden)]
+pub fn fuzz_origin(data: &[u8]) {
+    if let Ok(text) = core::str::from_utf8(data)
+        && let Ok(origin) = Origin::parse_development(text)
+    {
+        let again = Origin::from_wire("origin", origin.as_str().as_bytes());
+        assert_eq!(again.as_ref().ok(), Some(&origin));
+    }
+    if let Ok(origin) = Origin::from_wire("origin", data) {
+        assert_eq!(origin.as_str().as_bytes(), data);
+    }
+}

@@ -119,7 +119,7 @@ impl<'a> RecoveryToken<'a> {
     /// let issued = datetime!(2026-11-22 15:31:18 UTC);
     /// let token = Token::recovery(TokenId::new([1; 16]), Options::NONE, ap.clone(), rp.clone(),
     ///     issued, vec![]).sign(&ap_key, MAX_TOKEN_LEN)?;
-    /// let keys = VerifyingKeys::new(vec![ap_key.verifying_key()]);
+    /// let keys = VerifyingKeys::from(ap_key.verifying_key());
     /// let check = SaveCheck { issuer: &ap, issuer_keys: &keys, authoritative: &[rp],
     ///     freshness: Freshness::DEFAULT, binding: None };
     /// let verified = RecoveryToken::decode(token.as_bytes())?
