@@ -1,1 +1,45 @@
-fn main() {}
+//! `dar`: keys, tokens, test vectors and benchmarks for Delegated Account Recovery.
+//!
+//! The command line is a contract that scripts and conformance checks rely on (see the
+//! repository README): exit status 0 means valid, 1 invalid (with the error's stable code), 2 a
+//! usage error. With `--json` each command prints exactly one JSON object on stdout.
+
+mod bench;
+mod cli;
+mod input;
+mod output;
+mod token_cmd;
+mod vectors;
+
+use std::process::ExitCode;
+
+use clap::Parser as _;
+
+use crate::cli::{Cli, Command, CountersignedCommand, TokenCommand, VectorsCommand};
+use crate::output::Failure;
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Command::Keygen(args) => token_cmd::keygen(&args),
+        Command::Token(TokenCommand::Inspect(args)) => token_cmd::inspect(&args),
+        Command::Token(TokenCommand::Verify(args)) => token_cmd::verify(&args),
+        Command::Token(TokenCommand::Issue(args)) => token_cmd::issue(&args),
+        Command::Token(TokenCommand::Decrypt(args)) => token_cmd::decrypt(&args),
+        Command::Countersign(args) => token_cmd::countersign(&args),
+        Command::Countersigned(CountersignedCommand::Verify(args)) => {
+            token_cmd::verify_countersigned(&args)
+        }
+        Command::Vectors(VectorsCommand::Generate(args)) => vectors::generate(&args),
+        Command::Vectors(VectorsCommand::Check(args)) => vectors::check(&args),
+        Command::Bench(args) => bench::run(&args),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(Failure::Invalid) => ExitCode::from(1),
+        Err(Failure::Usage(message)) => {
+            eprintln!("dar: {message}");
+            ExitCode::from(2)
+        }
+    }
+}

@@ -187,6 +187,22 @@ pub enum Layout {
 }
 
 impl Layout {
+    /// The layout a sealed blob claims by its first byte (0x00 darrrr-v0, 0x01 dar-v1), without
+    /// checking anything else.
+    ///
+    /// ```
+    /// use dar_core::Layout;
+    /// assert_eq!(Layout::of_sealed(&[1, 0, 0]), Some(Layout::DarV1));
+    /// assert_eq!(Layout::of_sealed(&[]), None);
+    /// ```
+    pub fn of_sealed(sealed: &[u8]) -> Option<Self> {
+        match sealed.first() {
+            Some(0x00) => Some(Self::DarrrrV0),
+            Some(0x01) => Some(Self::DarV1),
+            _ => None,
+        }
+    }
+
     /// The bytes a sealed blob adds to the plaintext: 29 for darrrr-v0, 33 for dar-v1.
     pub fn overhead(self) -> usize {
         match self {

@@ -1,0 +1,248 @@
+//! The command-line grammar.
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand};
+
+/// Delegated Account Recovery: keys, tokens, test vectors and benchmarks.
+#[derive(Debug, Parser)]
+#[command(name = "dar", version, about, propagate_version = true)]
+pub(crate) struct Cli {
+    #[command(subcommand)]
+    pub(crate) command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub(crate) enum Command {
+    /// Generate a P-256 key pair: writes the private key (PKCS#8 PEM, mode 0600) and prints the
+    /// public key as base64 SPKI.
+    Keygen(KeygenArgs),
+    /// Recovery tokens: inspect, verify, issue, decrypt.
+    #[command(subcommand)]
+    Token(TokenCommand),
+    /// Countersign a recovery token, as a recovery provider does at recovery time.
+    Countersign(CountersignArgs),
+    /// Countersigned tokens: verify, as an account provider does.
+    #[command(subcommand)]
+    Countersigned(CountersignedCommand),
+    /// Test vectors: generate them reproducibly, or check a directory of them.
+    #[command(subcommand)]
+    Vectors(VectorsCommand),
+    /// Measure single-thread operations per second.
+    Bench(BenchArgs),
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct KeygenArgs {
+    /// Where to write the private key.
+    #[arg(long)]
+    pub(crate) out: PathBuf,
+    /// Overwrite an existing file.
+    #[arg(long)]
+    pub(crate) force: bool,
+}
+
+#[derive(Debug, Subcommand)]
+pub(crate) enum TokenCommand {
+    /// Decode a token (either type) without verifying it.
+    Inspect(InspectArgs),
+    /// Verify a recovery token as a recovery provider does before saving it (§3.1).
+    Verify(VerifyArgs),
+    /// Issue a recovery token as an account provider does (§4.1).
+    Issue(IssueArgs),
+    /// Open the sealed data of a recovery token (or of the one inside a countersigned token).
+    Decrypt(DecryptArgs),
+}
+
+#[derive(Debug, Subcommand)]
+pub(crate) enum CountersignedCommand {
+    /// Verify a countersigned token as an account provider does (§3.5).
+    Verify(CountersignedVerifyArgs),
+}
+
+#[derive(Debug, Subcommand)]
+pub(crate) enum VectorsCommand {
+    /// Write the test vectors into a directory (byte-for-byte reproducible).
+    Generate(VectorsDirArgs),
+    /// Run every vector in a directory through the library and report mismatches.
+    Check(VectorsDirArgs),
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct VectorsDirArgs {
+    /// The directory (default: test-vectors).
+    #[arg(default_value = "test-vectors")]
+    pub(crate) dir: PathBuf,
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct InspectArgs {
+    /// The token, base64; `-` reads it from standard input.
+    pub(crate) token: String,
+    /// Print one JSON object.
+    #[arg(long)]
+    pub(crate) json: bool,
+}
+
+/// Options shared by the verify commands.
+#[derive(Debug, Args)]
+pub(crate) struct CheckArgs {
+    /// The verifier's clock, RFC 3339 (default: the system clock).
+    #[arg(long)]
+    pub(crate) now: Option<String>,
+    /// Largest distance in seconds between now and issued_time, both directions (default: 300
+    /// seconds into the future, 3600 into the past).
+    #[arg(long)]
+    pub(crate) skew: Option<u32>,
+    /// The expected token binding, hex. Without it a token carrying a binding is refused.
+    #[arg(long)]
+    pub(crate) binding: Option<String>,
+    /// Print one JSON object.
+    #[arg(long)]
+    pub(crate) json: bool,
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct VerifyArgs {
+    /// The token, base64; `-` reads it from standard input.
+    pub(crate) token: String,
+    /// The issuer's public key: base64 SPKI, PEM, or a path to either. Repeat for rotation.
+    #[arg(long = "key", required = true)]
+    pub(crate) keys: Vec<String>,
+    /// The expected issuer (the account provider).
+    #[arg(long)]
+    pub(crate) issuer: String,
+    /// The audience this recovery provider is authoritative for. Repeat for several.
+    #[arg(long = "audience", required = true)]
+    pub(crate) audiences: Vec<String>,
+    #[command(flatten)]
+    pub(crate) check: CheckArgs,
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct CountersignedVerifyArgs {
+    /// The countersigned token, base64; `-` reads it from standard input.
+    pub(crate) token: String,
+    /// The recovery provider's countersign public key(s).
+    #[arg(long = "rp-key", required = true)]
+    pub(crate) rp_keys: Vec<String>,
+    /// The account provider's own token-signing public key(s).
+    #[arg(long = "ap-key", required = true)]
+    pub(crate) ap_keys: Vec<String>,
+    /// The verifying account provider: the inner token's issuer and the outer audience.
+    #[arg(long)]
+    pub(crate) ap: String,
+    /// The expected countersigner: the outer issuer and the inner audience.
+    #[arg(long)]
+    pub(crate) rp: String,
+    #[command(flatten)]
+    pub(crate) check: CheckArgs,
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct IssueArgs {
+    /// The account provider's private key (PKCS#8 or SEC1 PEM, or a path to one).
+    #[arg(long)]
+    pub(crate) key: String,
+    /// The issuer: this account provider's origin.
+    #[arg(long)]
+    pub(crate) issuer: String,
+    /// The audience: the recovery provider's origin.
+    #[arg(long)]
+    pub(crate) audience: String,
+    /// Raw opaque data, hex (already sealed, or for tests).
+    #[arg(long, conflicts_with_all = ["account", "aes_key"])]
+    pub(crate) data_hex: Option<String>,
+    /// Seal a payload for this account id (needs --aes-key).
+    #[arg(long, requires = "aes_key")]
+    pub(crate) account: Option<String>,
+    /// The 256-bit sealing key, hex.
+    #[arg(long, requires = "account")]
+    pub(crate) aes_key: Option<String>,
+    /// The sealing key's id (dar-v1 layout).
+    #[arg(long, default_value_t = 1)]
+    pub(crate) aes_key_id: u32,
+    /// The sealing layout.
+    #[arg(long, default_value = "dar-v1")]
+    pub(crate) layout: String,
+    /// Request status callbacks (option 0x01).
+    #[arg(long)]
+    pub(crate) status_requested: bool,
+    /// Request low friction (option 0x02).
+    #[arg(long)]
+    pub(crate) low_friction: bool,
+    /// A token binding, hex.
+    #[arg(long)]
+    pub(crate) binding: Option<String>,
+    /// issued_time, RFC 3339 (default: the system clock).
+    #[arg(long)]
+    pub(crate) now: Option<String>,
+    /// The token id, 32 hex digits (default: random), for reproducible output.
+    #[arg(long)]
+    pub(crate) token_id: Option<String>,
+    /// Print one JSON object.
+    #[arg(long)]
+    pub(crate) json: bool,
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct CountersignArgs {
+    /// The recovery token, base64; `-` reads it from standard input.
+    pub(crate) token: String,
+    /// This recovery provider's private countersigning key.
+    #[arg(long)]
+    pub(crate) key: String,
+    /// The account provider's public key(s), to re-check the token before countersigning.
+    #[arg(long = "ap-key", required = true)]
+    pub(crate) ap_keys: Vec<String>,
+    /// The expected issuer of the token (default: the token's own issuer).
+    #[arg(long)]
+    pub(crate) ap: Option<String>,
+    /// The origin(s) this recovery provider is authoritative for (default: the token's
+    /// audience).
+    #[arg(long = "rp")]
+    pub(crate) rp: Vec<String>,
+    /// issued_time of the countersigned token, RFC 3339 (default: the system clock).
+    #[arg(long)]
+    pub(crate) now: Option<String>,
+    /// The countersigned token's id, 32 hex digits (default: random).
+    #[arg(long)]
+    pub(crate) token_id: Option<String>,
+    /// A token binding, hex.
+    #[arg(long)]
+    pub(crate) binding: Option<String>,
+    /// Report low friction (option 0x02). Default: copy the recovery token's request.
+    #[arg(long)]
+    pub(crate) low_friction: bool,
+    /// Print one JSON object.
+    #[arg(long)]
+    pub(crate) json: bool,
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct DecryptArgs {
+    /// The token, base64; `-` reads it from standard input.
+    pub(crate) token: String,
+    /// The 256-bit sealing key, hex.
+    #[arg(long)]
+    pub(crate) aes_key: String,
+    /// The sealing key's id (dar-v1 layout).
+    #[arg(long, default_value_t = 1)]
+    pub(crate) aes_key_id: u32,
+    /// Require this layout (`darrrr-v0` or `dar-v1`); default: detect it.
+    #[arg(long)]
+    pub(crate) layout: Option<String>,
+    /// Print one JSON object.
+    #[arg(long)]
+    pub(crate) json: bool,
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct BenchArgs {
+    /// Seconds to spend on each operation (at least 1).
+    #[arg(long, default_value_t = 1.0)]
+    pub(crate) seconds: f64,
+    /// Print one JSON object.
+    #[arg(long)]
+    pub(crate) json: bool,
+}
