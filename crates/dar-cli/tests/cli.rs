@@ -1,5 +1,8 @@
 //! The `dar` command line as scripts see it: exit statuses, JSON shapes, messages.
 
+// Test helpers outside #[test] functions may panic: a panic is a test failure.
+#![allow(clippy::unwrap_used, clippy::panic)]
+
 use std::io::Write as _;
 use std::path::PathBuf;
 use std::process::{Command, Output, Stdio};
