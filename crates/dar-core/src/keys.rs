@@ -207,9 +207,7 @@ impl SigningKey {
 
     /// The matching public key.
     pub fn verifying_key(&self) -> VerifyingKey {
-        VerifyingKey {
-            inner: *self.inner.verifying_key(),
-        }
+        VerifyingKey::from_p256(*self.inner.verifying_key())
     }
 
     pub(crate) fn as_p256(&self) -> &p256::ecdsa::SigningKey {
@@ -257,12 +255,47 @@ impl ZeroizeOnDrop for SigningKey {}
 /// assert_eq!(VerifyingKey::from_spki_der(&key.to_spki_der())?, key);
 /// # Ok::<(), dar_core::Error>(())
 /// ```
-#[derive(Clone, PartialEq, Eq)]
+#[derive(Clone)]
 pub struct VerifyingKey {
     inner: p256::ecdsa::VerifyingKey,
+    /// The same key parsed once for the aws-lc-rs backend; `None` only if aws-lc-rs refused a
+    /// point p256 accepted, in which case verification falls back to RustCrypto.
+    #[cfg(feature = "aws-lc")]
+    fast: Option<std::sync::Arc<aws_lc_rs::signature::ParsedPublicKey>>,
 }
 
+impl PartialEq for VerifyingKey {
+    fn eq(&self, other: &Self) -> bool {
+        self.inner == other.inner
+    }
+}
+
+impl Eq for VerifyingKey {}
+
 impl VerifyingKey {
+    fn from_p256(inner: p256::ecdsa::VerifyingKey) -> Self {
+        #[cfg(feature = "aws-lc")]
+        let fast = {
+            let point = inner.to_sec1_point(false);
+            aws_lc_rs::signature::ParsedPublicKey::new(
+                &aws_lc_rs::signature::ECDSA_P256_SHA256_FIXED,
+                point.as_bytes(),
+            )
+            .ok()
+            .map(std::sync::Arc::new)
+        };
+        Self {
+            inner,
+            #[cfg(feature = "aws-lc")]
+            fast,
+        }
+    }
+
+    #[cfg(feature = "aws-lc")]
+    pub(crate) fn as_aws_lc(&self) -> Option<&aws_lc_rs::signature::ParsedPublicKey> {
+        self.fast.as_deref()
+    }
+
     /// Reads a DER SubjectPublicKeyInfo.
     ///
     /// # Errors
@@ -290,7 +323,7 @@ impl VerifyingKey {
         }
         let inner =
             p256::ecdsa::VerifyingKey::from_sec1_bytes(point).map_err(|_| DecodeError::KeyPoint)?;
-        Ok(Self { inner })
+        Ok(Self::from_p256(inner))
     }
 
     /// Reads a PEM `PUBLIC KEY` (SPKI).

@@ -65,6 +65,8 @@ pub use payload::{Payload, Purpose};
 pub use sealing::{
     IV_LEN, KEY_LEN, Layout, MAX_SEALED_LEN, SealContext, Sealer, SealingKey, TAG_LEN,
 };
+#[cfg(feature = "aws-lc")]
+pub use signature::AwsLc;
 pub use signature::{RustCrypto, Signature, SignatureBackend, default_backend};
 pub use token::{
     CountersignedToken, EncodedToken, IssuedTime, MAX_TOKEN_LEN, Options, RecoveryToken, Token,

@@ -15,6 +15,8 @@ mod backend;
 
 use core::fmt;
 
+#[cfg(feature = "aws-lc")]
+pub use backend::AwsLc;
 pub use backend::{RustCrypto, SignatureBackend, default_backend};
 
 use crate::keys::{SigningKey, VerifyingKey};

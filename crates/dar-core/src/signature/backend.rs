@@ -1,11 +1,18 @@
 //! The seam between callers and the ECDSA arithmetic.
 //!
 //! Callers sign with [`SigningKey::sign`] and verify with [`VerifyingKey::verify`], which go
-//! through [`default_backend`]. A faster backend (aws-lc-rs, behind a cargo feature) would be a
-//! second implementation of [`SignatureBackend`]; the feature would change what
-//! `default_backend` returns only if the two are proven to give identical bytes (RFC 6979 makes
-//! signing deterministic), so no caller changes and no behaviour changes. Any per-key state such
-//! a backend needs would be cached inside the key types, which stay parsed once.
+//! through [`default_backend`]. Two backends:
+//!
+//! - [`RustCrypto`]: pure Rust (`p256`, `ecdsa`), for targets without a C toolchain
+//!   (`--no-default-features`).
+//! - [`AwsLc`] (cargo feature `aws-lc`, on by default): verifies with aws-lc-rs, about five
+//!   times faster, and signs with RustCrypto's RFC 6979, so signatures stay deterministic and
+//!   byte-identical to the test vectors.
+//!
+//! Both decide every signature the same way: the strict DER parse, r and s in range and high-S
+//! acceptance happen in [`Signature::from_der`] before any backend sees a signature, and a test
+//! runs every vector through both. Per-key state (aws-lc-rs's parsed key) is cached inside
+//! [`VerifyingKey`], which is parsed once.
 
 use p256::ecdsa::signature::{Signer as _, Verifier as _};
 
@@ -52,7 +59,43 @@ impl SignatureBackend for RustCrypto {
     }
 }
 
-/// The backend [`SigningKey::sign`] and [`VerifyingKey::verify`] use.
+/// The aws-lc-rs backend: verification in aws-lc-rs on the key parsed once, signing with
+/// RustCrypto's deterministic RFC 6979 (aws-lc-rs signs only with random nonces).
+#[cfg(feature = "aws-lc")]
+#[derive(Debug, Clone, Copy, Default)]
+pub struct AwsLc;
+
+#[cfg(feature = "aws-lc")]
+impl SignatureBackend for AwsLc {
+    fn name(&self) -> &'static str {
+        "aws-lc-rs verify, rustcrypto rfc6979 sign"
+    }
+
+    fn sign(&self, key: &SigningKey, msg: &[u8]) -> Result<Signature, Error> {
+        RustCrypto.sign(key, msg)
+    }
+
+    fn verify(&self, key: &VerifyingKey, msg: &[u8], signature: &Signature) -> bool {
+        match key.as_aws_lc() {
+            // The fixed r||s form: the DER was already parsed strictly, so nothing about its
+            // encoding is left for aws-lc-rs to judge.
+            Some(parsed) => parsed
+                .verify_sig(msg, &signature.as_p256().to_bytes())
+                .is_ok(),
+            None => RustCrypto.verify(key, msg, signature),
+        }
+    }
+}
+
+/// The backend [`SigningKey::sign`] and [`VerifyingKey::verify`] use: [`AwsLc`] with the
+/// `aws-lc` feature (the default), [`RustCrypto`] without it.
 pub fn default_backend() -> &'static dyn SignatureBackend {
-    &RustCrypto
+    #[cfg(feature = "aws-lc")]
+    {
+        &AwsLc
+    }
+    #[cfg(not(feature = "aws-lc"))]
+    {
+        &RustCrypto
+    }
 }

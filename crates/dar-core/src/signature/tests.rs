@@ -446,10 +446,15 @@ fn rejects_modified_r_or_s() -> TestResult {
 }
 
 #[test]
-fn default_backend_is_rustcrypto_and_matches_the_methods() -> TestResult {
+fn default_backend_follows_the_feature_and_matches_the_methods() -> TestResult {
     let key = ap_key()?;
     let backend = default_backend();
-    assert_eq!(backend.name(), "rustcrypto");
+    let expected = if cfg!(feature = "aws-lc") {
+        "aws-lc-rs verify, rustcrypto rfc6979 sign"
+    } else {
+        "rustcrypto"
+    };
+    assert_eq!(backend.name(), expected);
     let signature = backend.sign(&key, b"m")?;
     assert_eq!(signature, key.sign(b"m")?);
     assert!(backend.verify(&key.verifying_key(), b"m", &signature));
