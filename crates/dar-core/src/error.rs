@@ -34,8 +34,9 @@ pub enum Error {
 #[non_exhaustive]
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum DecodeError {
-    /// The token text is not standard, padded base64 (§4.1: `token = base64(...)`).
-    #[error("token is not standard padded base64")]
+    /// The token text is not standard base64 (§4.1 `token = base64(...)`): another alphabet,
+    /// whitespace, incomplete padding or non-zero trailing bits.
+    #[error("token is not standard base64")]
     Base64,
     /// The input is longer than the caller's maximum (§2 `token-max-size`, §4.1.2).
     #[error("input of {size} bytes exceeds the maximum of {max}")]

@@ -1,1 +1,230 @@
-//! Placeholder: this crate is being written (issue 4).
+//! Storage for both Delegated Account Recovery roles, on SQLite or PostgreSQL.
+//!
+//! [`Store`] opens a database, runs the embedded migrations of its backend, and implements the
+//! store traits of `dar-account-provider` and `dar-recovery-provider`. SQLite (a file, or
+//! in-memory for tests) is the embedded default for one instance; PostgreSQL serves several
+//! instances behind a load balancer. Every state change the protocol needs atomic is one
+//! transaction; sqlx types never leave this crate.
+//!
+//! ```no_run
+//! # async fn run() -> Result<(), dar_store::StoreError> {
+//! let store = dar_store::Store::connect("sqlite://dar.db").await?;
+//! # Ok(()) }
+//! ```
+
+use std::str::FromStr as _;
+use std::time::Duration;
+
+use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
+use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions};
+
+/// Which database a [`Store`] uses.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    /// SQLite: one instance, a file or memory.
+    Sqlite,
+    /// PostgreSQL: shared by several instances.
+    Postgres,
+}
+
+/// A storage failure. Messages never contain tokens, keys or personal data.
+#[non_exhaustive]
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// The database cannot be reached or refused the connection; a request may be retried
+    /// later (HTTP 503).
+    #[error("database unavailable")]
+    Unavailable,
+    /// The URL is not a `sqlite:` or `postgres:` URL.
+    #[error("unsupported database URL (use sqlite:... or postgres://...)")]
+    UnsupportedUrl,
+    /// Migrations failed to apply.
+    #[error("database migration failed: {0}")]
+    Migration(String),
+    /// Any other database error; the detail is logged, not shown.
+    #[error("database error")]
+    Database(#[source] sqlx::Error),
+}
+
+impl From<sqlx::Error> for StoreError {
+    fn from(e: sqlx::Error) -> Self {
+        match e {
+            sqlx::Error::Io(_)
+            | sqlx::Error::Tls(_)
+            | sqlx::Error::PoolTimedOut
+            | sqlx::Error::PoolClosed
+            | sqlx::Error::WorkerCrashed => Self::Unavailable,
+            other => Self::Database(other),
+        }
+    }
+}
+
+#[derive(Debug, Clone)]
+pub(crate) enum Pool {
+    Sqlite(SqlitePool),
+    Postgres(PgPool),
+}
+
+/// A database with the schema of both roles.
+#[derive(Debug, Clone)]
+pub struct Store {
+    pub(crate) pool: Pool,
+}
+
+/// How long a SQLite writer waits for another to finish before giving up: long enough that
+/// concurrent requests queue instead of failing with "database is locked".
+const SQLITE_BUSY_TIMEOUT: Duration = Duration::from_secs(10);
+
+impl Store {
+    /// Opens `url` (`sqlite://path`, `sqlite::memory:`, `postgres://...`), creating a SQLite
+    /// file if missing, and runs the migrations.
+    ///
+    /// # Errors
+    ///
+    /// [`StoreError::UnsupportedUrl`], [`StoreError::Unavailable`] or
+    /// [`StoreError::Migration`].
+    pub async fn connect(url: &str) -> Result<Self, StoreError> {
+        if url.starts_with("sqlite:") {
+            let memory = url.contains(":memory:") || url.contains("mode=memory");
+            let options = SqliteConnectOptions::from_str(url)
+                .map_err(|_| StoreError::UnsupportedUrl)?
+                .create_if_missing(true)
+                .foreign_keys(true)
+                .busy_timeout(SQLITE_BUSY_TIMEOUT)
+                .journal_mode(if memory {
+                    SqliteJournalMode::Memory
+                } else {
+                    SqliteJournalMode::Wal
+                });
+            // An in-memory database lives in one connection; a file serves several readers and
+            // one writer at a time (WAL).
+            let pool = SqlitePoolOptions::new()
+                .max_connections(if memory { 1 } else { 8 })
+                .connect_with(options)
+                .await?;
+            let store = Self {
+                pool: Pool::Sqlite(pool),
+            };
+            store.migrate().await?;
+            Ok(store)
+        } else if url.starts_with("postgres:") || url.starts_with("postgresql:") {
+            let options =
+                PgConnectOptions::from_str(url).map_err(|_| StoreError::UnsupportedUrl)?;
+            Self::connect_postgres(options, None).await
+        } else {
+            Err(StoreError::UnsupportedUrl)
+        }
+    }
+
+    /// An empty in-memory SQLite store, for tests and examples.
+    ///
+    /// # Errors
+    ///
+    /// As [`Store::connect`].
+    pub async fn in_memory() -> Result<Self, StoreError> {
+        Self::connect("sqlite::memory:").await
+    }
+
+    async fn connect_postgres(
+        options: PgConnectOptions,
+        schema: Option<String>,
+    ) -> Result<Self, StoreError> {
+        let mut pool_options = PgPoolOptions::new()
+            .max_connections(16)
+            .acquire_timeout(Duration::from_secs(5));
+        if let Some(schema) = schema {
+            pool_options = pool_options.after_connect(move |conn, _| {
+                let set = format!("set search_path to {schema}");
+                Box::pin(async move {
+                    sqlx::query(sqlx::AssertSqlSafe(set))
+                        .execute(conn)
+                        .await
+                        .map(|_| ())
+                })
+            });
+        }
+        let pool = pool_options.connect_with(options).await?;
+        let store = Self {
+            pool: Pool::Postgres(pool),
+        };
+        store.migrate().await?;
+        Ok(store)
+    }
+
+    /// Which backend this store uses.
+    pub fn backend(&self) -> Backend {
+        match self.pool {
+            Pool::Sqlite(_) => Backend::Sqlite,
+            Pool::Postgres(_) => Backend::Postgres,
+        }
+    }
+
+    async fn migrate(&self) -> Result<(), StoreError> {
+        let result = match &self.pool {
+            Pool::Sqlite(pool) => sqlx::migrate!("migrations/sqlite").run(pool).await,
+            Pool::Postgres(pool) => sqlx::migrate!("migrations/postgres").run(pool).await,
+        };
+        result.map_err(|e| StoreError::Migration(e.to_string()))
+    }
+
+    /// Closes every connection.
+    pub async fn close(&self) {
+        match &self.pool {
+            Pool::Sqlite(pool) => pool.close().await,
+            Pool::Postgres(pool) => pool.close().await,
+        }
+    }
+}
+
+/// Test support: stores on both backends.
+#[doc(hidden)]
+pub mod testing {
+    use super::{PgConnectOptions, Store, StoreError};
+
+    /// The stores a test should run against: a fresh in-memory SQLite store always, and a
+    /// fresh PostgreSQL schema named after `test_name` when `DAR_TEST_POSTGRES_URL` is set.
+    ///
+    /// # Errors
+    ///
+    /// When a database that should be there cannot be set up.
+    pub async fn stores(test_name: &str) -> Result<Vec<Store>, StoreError> {
+        let mut stores = vec![Store::in_memory().await?];
+        if let Some(pg) = postgres(test_name).await? {
+            stores.push(pg);
+        }
+        Ok(stores)
+    }
+
+    /// A fresh PostgreSQL schema `t_<test_name>` (dropped first if it exists), when
+    /// `DAR_TEST_POSTGRES_URL` is set.
+    ///
+    /// # Errors
+    ///
+    /// When the variable is set but the database cannot be set up.
+    pub async fn postgres(test_name: &str) -> Result<Option<Store>, StoreError> {
+        let Ok(url) = std::env::var("DAR_TEST_POSTGRES_URL") else {
+            return Ok(None);
+        };
+        let schema: String = format!("t_{test_name}")
+            .chars()
+            .map(|c| {
+                if c.is_ascii_alphanumeric() {
+                    c.to_ascii_lowercase()
+                } else {
+                    '_'
+                }
+            })
+            .take(60)
+            .collect();
+        let options: PgConnectOptions = url.parse().map_err(|_| StoreError::UnsupportedUrl)?;
+        let admin = sqlx::PgPool::connect_with(options.clone()).await?;
+        let reset = format!("drop schema if exists {schema} cascade; create schema {schema}");
+        sqlx::raw_sql(sqlx::AssertSqlSafe(reset))
+            .execute(&admin)
+            .await?;
+        admin.close().await;
+        Store::connect_postgres(options, Some(schema))
+            .await
+            .map(Some)
+    }
+}

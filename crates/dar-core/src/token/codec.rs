@@ -25,7 +25,7 @@ pub const MAX_TOKEN_LEN: usize = 1 + 1 + 16 + 1 + 5 * (2 + u16::MAX as usize) + 
 
 const MAX_FIELD_LEN: usize = u16::MAX as usize;
 
-/// Standard alphabet; padding optional but, when present, correct; non-zero trailing bits
+/// Standard alphabet; padding optional but, when present, complete; non-zero trailing bits
 /// refused so that one byte string has one accepted text. No whitespace, no URL-safe alphabet.
 const TOKEN_BASE64: GeneralPurpose = GeneralPurpose::new(
     &alphabet::STANDARD,
@@ -57,6 +57,10 @@ pub fn decode_base64(text: &str, max_len: usize) -> Result<Vec<u8>, DecodeError>
             size: text.len() / 4 * 3,
             max: max_len,
         });
+    }
+    // Padding is optional, but when present it must be complete: `XY=` for `XY==` is refused.
+    if text.contains('=') && text.len() % 4 != 0 {
+        return Err(DecodeError::Base64);
     }
     let bytes = TOKEN_BASE64.decode(text).map_err(|_| DecodeError::Base64)?;
     if bytes.len() > max_len {

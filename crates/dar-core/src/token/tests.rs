@@ -277,7 +277,10 @@ fn refuses_to_encode_status_requested_on_countersigned() {
 fn base64_accepts_padded_and_unpadded_standard_only() {
     assert_eq!(decode_base64("+/8=", 8).unwrap(), vec![0xfb, 0xff]);
     assert_eq!(decode_base64("+/8", 8).unwrap(), vec![0xfb, 0xff]);
-    for bad in ["-_8=", "+/8=\n", "+/ 8=", "+/9=", "+/8==", "===="] {
+    assert_eq!(decode_base64("AA==", 8).unwrap(), vec![0]);
+    for bad in [
+        "-_8=", "+/8=\n", "+/ 8=", "+/9=", "+/8==", "====", "AA=", "AA=A",
+    ] {
         assert_eq!(
             decode_base64(bad, 8).unwrap_err(),
             DecodeError::Base64,

@@ -1,0 +1,40 @@
+//! Opening stores and running migrations on both backends.
+
+use dar_store::{Backend, Store, StoreError};
+
+#[tokio::test]
+async fn opens_in_memory_sqlite_and_migrates() -> Result<(), StoreError> {
+    let store = Store::in_memory().await?;
+    assert_eq!(store.backend(), Backend::Sqlite);
+    Ok(())
+}
+
+#[tokio::test]
+async fn opens_a_sqlite_file_twice_without_migrating_again() -> Result<(), StoreError> {
+    let dir = std::env::temp_dir().join(format!("dar-store-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).map_err(|_| StoreError::Unavailable)?;
+    let url = format!("sqlite://{}", dir.join("t.db").display());
+    Store::connect(&url).await?.close().await;
+    let again = Store::connect(&url).await?;
+    assert_eq!(again.backend(), Backend::Sqlite);
+    again.close().await;
+    let _ = std::fs::remove_dir_all(&dir);
+    Ok(())
+}
+
+#[tokio::test]
+async fn refuses_unknown_urls() {
+    assert!(matches!(
+        Store::connect("mysql://x").await,
+        Err(StoreError::UnsupportedUrl)
+    ));
+}
+
+#[tokio::test]
+async fn opens_postgres_when_configured() -> Result<(), StoreError> {
+    match dar_store::testing::postgres("opens_postgres_when_configured").await? {
+        Some(store) => assert_eq!(store.backend(), Backend::Postgres),
+        None => println!("DAR_TEST_POSTGRES_URL not set: PostgreSQL not tested"),
+    }
+    Ok(())
+}
