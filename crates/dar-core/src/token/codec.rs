@@ -59,7 +59,7 @@ pub fn decode_base64(text: &str, max_len: usize) -> Result<Vec<u8>, DecodeError>
         });
     }
     // Padding is optional, but when present it must be complete: `XY=` for `XY==` is refused.
-    if text.contains('=') && text.len() % 4 != 0 {
+    if text.contains('=') && !text.len().is_multiple_of(4) {
         return Err(DecodeError::Base64);
     }
     let bytes = TOKEN_BASE64.decode(text).map_err(|_| DecodeError::Base64)?;
