@@ -145,14 +145,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     };
     let evidence =
         CountersignedToken::decode(countersigned.as_bytes())?.verify_return(&return_check, now)?;
-    let inner = evidence.inner();
-    let inner_id = inner.token_id();
-    let ctx = SealContext {
-        token_id: inner_id.as_bytes(),
-        issuer: inner.issuer(),
-        audience: inner.audience(),
-    };
-    let opened = Payload::from_bytes(&sealer.open(inner.data(), &ctx)?)?;
+    let opened = evidence.open_payload(&sealer)?;
     println!(
         "    evidence for account {:?} from {} ({:?})",
         opened.account_id,

@@ -3,9 +3,9 @@
 use std::io::Write as _;
 
 use dar_core::{
-    Countersign, CountersignedToken, Error, Freshness, Layout, MAX_TOKEN_LEN, Options, Payload,
-    Purpose, RecoveryToken, ReturnCheck, SaveCheck, SavedCheck, SealContext, Sealer, SealingKey,
-    SigningKey, Token, TokenId, TokenType, TokenView,
+    Countersign, CountersignedToken, EncodedToken, Error, Freshness, Layout, MAX_TOKEN_LEN,
+    Options, Payload, Purpose, RecoveryToken, ReturnCheck, SaveCheck, SavedCheck, SealContext,
+    Sealer, SealingKey, SigningKey, Token, TokenId, TokenType, TokenView,
 };
 use getrandom::SysRng;
 use serde_json::{Map, Value};
@@ -177,11 +177,7 @@ pub(crate) fn issue(args: &IssueArgs) -> Result<(), Failure> {
     let issuer = input::origin("issuer", &args.issuer)?;
     let audience = input::origin("audience", &args.audience)?;
     let now = input::now(args.now.as_deref())?;
-    let token_id = match &args.token_id {
-        Some(hex) => TokenId::from_hex(hex)
-            .map_err(|_| Failure::usage("--token-id must be 32 hex digits"))?,
-        None => TokenId::generate(&mut SysRng).map_err(|e| Failure::usage(e.to_string()))?,
-    };
+    let token_id = token_id_arg(args.token_id.as_deref())?;
     let mut options = Options::NONE;
     if args.status_requested {
         options = options | Options::STATUS_REQUESTED;
@@ -226,16 +222,7 @@ pub(crate) fn issue(args: &IssueArgs) -> Result<(), Failure> {
     let encoded = token
         .sign(&key, MAX_TOKEN_LEN)
         .map_err(|e| Failure::usage(format!("cannot issue: {} ({})", e, e.code())))?;
-    if args.json {
-        let view = TokenView::decode(encoded.as_bytes())
-            .map_err(|e| Failure::usage(format!("internal: {e}")))?;
-        let mut m = output::token_json(&view);
-        m.insert("token".into(), encoded.to_base64().into());
-        output::print_json(&Value::Object(m));
-    } else {
-        println!("{}", encoded.to_base64());
-    }
-    Ok(())
+    print_token(&encoded, args.json)
 }
 
 fn sealer(aes_hex: &str, id: u32, layout: Layout) -> Result<Sealer, Failure> {
@@ -298,11 +285,7 @@ pub(crate) fn countersign(args: &CountersignArgs) -> Result<(), Failure> {
     let key = input::private_key(&args.key)?;
     let ap_keys = input::public_keys(&args.ap_keys)?;
     let now = input::now(args.now.as_deref())?;
-    let token_id = match &args.token_id {
-        Some(hex) => TokenId::from_hex(hex)
-            .map_err(|_| Failure::usage("--token-id must be 32 hex digits"))?,
-        None => TokenId::generate(&mut SysRng).map_err(|e| Failure::usage(e.to_string()))?,
-    };
+    let token_id = token_id_arg(args.token_id.as_deref())?;
     let binding = args
         .binding
         .as_deref()
@@ -343,6 +326,11 @@ pub(crate) fn countersign(args: &CountersignArgs) -> Result<(), Failure> {
     };
     let encoded = dar_core::countersign(&verified, params)
         .map_err(|e| output::invalid(json, &e, Map::new()))?;
+    print_token(&encoded, json)
+}
+
+/// Prints a token this command made: its base64, or with `--json` its fields and `token`.
+fn print_token(encoded: &EncodedToken, json: bool) -> Result<(), Failure> {
     if json {
         let view = TokenView::decode(encoded.as_bytes())
             .map_err(|e| Failure::usage(format!("internal: {e}")))?;
@@ -353,4 +341,14 @@ pub(crate) fn countersign(args: &CountersignArgs) -> Result<(), Failure> {
         println!("{}", encoded.to_base64());
     }
     Ok(())
+}
+
+/// `--token-id HEX`, or a fresh random id.
+fn token_id_arg(arg: Option<&str>) -> Result<TokenId, Failure> {
+    match arg {
+        Some(hex) => {
+            TokenId::from_hex(hex).map_err(|_| Failure::usage("--token-id must be 32 hex digits"))
+        }
+        None => TokenId::generate(&mut SysRng).map_err(|e| Failure::usage(e.to_string())),
+    }
 }

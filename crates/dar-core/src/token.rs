@@ -21,6 +21,7 @@ use crate::error::{DecodeError, Error, Misuse, Rejected};
 use crate::issued_time;
 use crate::keys::SigningKey;
 use crate::origin::Origin;
+use crate::sealing::SealContext;
 use crate::signature::Signature;
 
 pub use codec::{MAX_TOKEN_LEN, decode_base64};
@@ -285,6 +286,16 @@ impl<'a> TokenView<'a> {
     /// The token binding (empty when none).
     pub fn binding(&self) -> &'a [u8] {
         self.binding
+    }
+
+    /// What sealed data in this token is bound to (§4.1.2; see [`crate::Sealer`]): its id,
+    /// issuer and audience.
+    pub fn seal_context(&self) -> SealContext<'_> {
+        SealContext {
+            token_id: self.token_id.as_bytes(),
+            issuer: self.issuer,
+            audience: self.audience,
+        }
     }
 
     /// The parsed signature.

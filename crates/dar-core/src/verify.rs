@@ -21,6 +21,8 @@ use crate::error::{Error, Rejected};
 use crate::freshness::Freshness;
 use crate::keys::{SigningKey, VerifyingKeys};
 use crate::origin::Origin;
+use crate::payload::Payload;
+use crate::sealing::Sealer;
 use crate::token::{
     CountersignedToken, EncodedToken, IssuedTime, Options, RecoveryToken, Token, TokenId,
     TokenType, TokenView,
@@ -105,6 +107,19 @@ impl<'a> VerifiedCountersignedToken<'a> {
     pub fn low_friction(&self) -> bool {
         self.outer().options().low_friction()
     }
+
+    /// Opens and decodes the account provider's sealed payload in the inner token (§3.5 step
+    /// 13). Only a verified token gets here, so the sealed data is this provider's own.
+    ///
+    /// # Errors
+    ///
+    /// The [`Sealer::open`] errors (`SealOpenFailed`, `UnknownSealingKey`, ...) and
+    /// [`crate::DecodeError::Payload`].
+    pub fn open_payload(&self, sealer: &Sealer) -> Result<Payload, Error> {
+        let inner = self.inner();
+        let plaintext = sealer.open(inner.data(), &inner.seal_context())?;
+        Payload::from_bytes(&plaintext)
+    }
 }
 
 impl<'a> RecoveryToken<'a> {
@@ -140,29 +155,12 @@ impl<'a> RecoveryToken<'a> {
         now: OffsetDateTime,
     ) -> Result<VerifiedRecoveryToken<'a>, Error> {
         let view = self.view();
-        // §3.1 step 6: the configuration fetched for the token's issuer names that issuer.
-        if view.issuer() != check.issuer.as_str() {
-            return Err(Rejected::IssuerMismatch.into());
-        }
-        // §3.1 step 8: addressed to an origin this provider answers for.
-        if !check
-            .authoritative
-            .iter()
-            .any(|o| o.as_str() == view.audience())
-        {
-            return Err(Rejected::AudienceNotAuthoritative.into());
-        }
+        check_issuer_and_audience(view, check.issuer, check.authoritative)?;
         // §3.1 step 9.
         check.freshness.check(view.issued_at(), now)?;
         // §3.1 step 10.
         check_binding(view.binding(), check.binding)?;
-        // §3.1 step 7.
-        if !check
-            .issuer_keys
-            .verify(view.signed_bytes(), view.signature())
-        {
-            return Err(Rejected::SignatureInvalid.into());
-        }
+        check_signature(view, check.issuer_keys)?;
         Ok(VerifiedRecoveryToken(self))
     }
 
@@ -175,22 +173,8 @@ impl<'a> RecoveryToken<'a> {
     /// [`Rejected::SignatureInvalid`].
     pub fn verify_saved(self, check: &SavedCheck<'_>) -> Result<VerifiedRecoveryToken<'a>, Error> {
         let view = self.view();
-        if view.issuer() != check.issuer.as_str() {
-            return Err(Rejected::IssuerMismatch.into());
-        }
-        if !check
-            .authoritative
-            .iter()
-            .any(|o| o.as_str() == view.audience())
-        {
-            return Err(Rejected::AudienceNotAuthoritative.into());
-        }
-        if !check
-            .issuer_keys
-            .verify(view.signed_bytes(), view.signature())
-        {
-            return Err(Rejected::SignatureInvalid.into());
-        }
+        check_issuer_and_audience(view, check.issuer, check.authoritative)?;
+        check_signature(view, check.issuer_keys)?;
         Ok(VerifiedRecoveryToken(self))
     }
 }
@@ -307,6 +291,32 @@ pub fn countersign(
     outer.sign(params.key, params.max_size)
 }
 
+/// §3.1 steps 6 and 8: the configuration fetched for the token's issuer names that issuer, and
+/// the token is addressed to an origin this recovery provider answers for.
+fn check_issuer_and_audience(
+    view: &TokenView<'_>,
+    issuer: &Origin,
+    authoritative: &[Origin],
+) -> Result<(), Rejected> {
+    if view.issuer() != issuer.as_str() {
+        return Err(Rejected::IssuerMismatch);
+    }
+    if !authoritative.iter().any(|o| o.as_str() == view.audience()) {
+        return Err(Rejected::AudienceNotAuthoritative);
+    }
+    Ok(())
+}
+
+/// §3.1 step 7: signed by one of the issuer's published keys.
+fn check_signature(view: &TokenView<'_>, keys: &VerifyingKeys) -> Result<(), Rejected> {
+    if keys.verify(view.signed_bytes(), view.signature()) {
+        Ok(())
+    } else {
+        Err(Rejected::SignatureInvalid)
+    }
+}
+
+/// §3.1 step 10, §3.5 step 8.
 fn check_binding(actual: &[u8], expected: Option<&[u8]>) -> Result<(), Rejected> {
     match expected {
         None if actual.is_empty() => Ok(()),

@@ -50,12 +50,16 @@ impl StaticConfigSource {
 
     /// Adds (or replaces) the configuration of its issuer.
     pub fn insert(&mut self, config: Configuration) {
-        self.documents.insert(config.issuer().clone(), Arc::new(config));
+        self.documents
+            .insert(config.issuer().clone(), Arc::new(config));
     }
 }
 
 impl ConfigSource for StaticConfigSource {
     async fn configuration(&self, origin: &Origin) -> Result<Arc<Configuration>, DiscoveryError> {
-        self.documents.get(origin).cloned().ok_or(DiscoveryError::NotFound)
+        self.documents
+            .get(origin)
+            .cloned()
+            .ok_or(DiscoveryError::NotFound)
     }
 }
