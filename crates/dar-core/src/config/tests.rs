@@ -253,3 +253,18 @@ proptest::proptest! {
         fuzz_configuration(s.as_bytes());
     }
 }
+
+#[test]
+fn iframe_api_is_optional() {
+    let mut doc = rp_doc();
+    doc.as_object_mut()
+        .unwrap()
+        .remove("save-token-async-api-iframe");
+    let c = parse(&doc).unwrap();
+    assert!(
+        c.recovery_provider()
+            .unwrap()
+            .save_token_async_api_iframe
+            .is_none()
+    );
+}

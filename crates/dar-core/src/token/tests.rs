@@ -393,3 +393,29 @@ proptest! {
         let _ = TokenView::decode(&with_byte(&bytes, at, value));
     }
 }
+
+#[test]
+fn token_id_generate_draws_128_bits_from_the_rng() {
+    let a = TokenId::generate(&mut getrandom::SysRng).unwrap();
+    let b = TokenId::generate(&mut getrandom::SysRng).unwrap();
+    assert_ne!(a, b);
+}
+
+#[test]
+fn token_id_generate_reports_a_failing_rng() {
+    struct Broken;
+    impl rand_core::TryRng for Broken {
+        type Error = core::fmt::Error;
+        fn try_next_u32(&mut self) -> Result<u32, Self::Error> {
+            Err(core::fmt::Error)
+        }
+        fn try_next_u64(&mut self) -> Result<u64, Self::Error> {
+            Err(core::fmt::Error)
+        }
+        fn try_fill_bytes(&mut self, _: &mut [u8]) -> Result<(), Self::Error> {
+            Err(core::fmt::Error)
+        }
+    }
+    impl rand_core::TryCryptoRng for Broken {}
+    assert_eq!(TokenId::generate(&mut Broken), Err(Misuse::Rng));
+}
