@@ -405,15 +405,15 @@ fn token_id_generate_draws_128_bits_from_the_rng() {
 fn token_id_generate_reports_a_failing_rng() {
     struct Broken;
     impl rand_core::TryRng for Broken {
-        type Error = core::fmt::Error;
+        type Error = fmt::Error;
         fn try_next_u32(&mut self) -> Result<u32, Self::Error> {
-            Err(core::fmt::Error)
+            Err(fmt::Error)
         }
         fn try_next_u64(&mut self) -> Result<u64, Self::Error> {
-            Err(core::fmt::Error)
+            Err(fmt::Error)
         }
         fn try_fill_bytes(&mut self, _: &mut [u8]) -> Result<(), Self::Error> {
-            Err(core::fmt::Error)
+            Err(fmt::Error)
         }
     }
     impl rand_core::TryCryptoRng for Broken {}
