@@ -1,0 +1,500 @@
+//! [`AccountProviderStore`] for [`Store`], on SQLite and PostgreSQL (migrations `01xx`).
+//!
+//! One SQL text serves both backends (`$n` placeholders, `on conflict`, `returning`); the
+//! schemas differ only in column types. Times are unix seconds. Every method that changes more
+//! than one row does so in one transaction, and the single-use state it depends on is changed
+//! first and conditionally (compare-and-set), so concurrent requests on any number of
+//! instances cannot both act on it. Constraint violations become domain errors here: a
+//! duplicate countersigned id is [`AccountProviderError::Replayed`], a second recovery of one
+//! token [`AccountProviderError::TokenAlreadyUsed`].
+
+use dar_account_provider::{
+    AccountProviderError, AccountProviderStore, AuditEntry, PendingSave, Purged, RecoveryCommit,
+    RecoveryRecord, RevocationReason, StoreFailure, TokenRecord, Transition,
+};
+use dar_core::{Origin, TokenId};
+use time::OffsetDateTime;
+
+use crate::{Pool, Store, StoreError};
+
+/// Runs `$body` with `$pool` bound to the backend's pool; the body is compiled once per
+/// backend, so the same SQL and code serve both.
+macro_rules! with_pool {
+    ($store:expr, $pool:ident => $body:expr) => {
+        match &$store.pool {
+            Pool::Sqlite($pool) => $body,
+            Pool::Postgres($pool) => $body,
+        }
+    };
+}
+
+const TOKEN_COLUMNS: &str = "ap_token_id, account_id, audience, state, revoked_reason, \
+     created_at, updated_at, obsoletes, secret_hash, signing_key, sealing_key_id";
+
+type TokenRow = (
+    String,
+    String,
+    String,
+    String,
+    Option<String>,
+    i64,
+    i64,
+    Option<String>,
+    Vec<u8>,
+    String,
+    i64,
+);
+
+type RecoveryRow = (String, String, String, String, i64, bool, Option<i64>);
+
+type AuditRow = (i64, String, String, String, String, Option<String>);
+
+const INSERT_AUDIT: &str = "insert into ap_audit (at, event, ap_token_id, account_id, \
+     recovery_provider, detail) values ($1, $2, $3, $4, $5, $6)";
+
+impl From<StoreError> for AccountProviderError {
+    fn from(e: StoreError) -> Self {
+        match e {
+            StoreError::Unavailable => Self::Store(StoreFailure::Unavailable),
+            other => Self::Store(StoreFailure::Backend(other.to_string())),
+        }
+    }
+}
+
+fn db(e: sqlx::Error) -> AccountProviderError {
+    if let sqlx::Error::Database(d) = &e {
+        tracing::warn!(code = ?d.code(), "account provider store: {}", d.message());
+    }
+    StoreError::from(e).into()
+}
+
+/// Whether `e` is a unique violation, and on which constraint or column.
+fn unique_violation(e: &sqlx::Error) -> Option<String> {
+    match e {
+        sqlx::Error::Database(d) if d.is_unique_violation() => Some(
+            d.constraint()
+                .map_or_else(|| d.message().to_owned(), str::to_owned),
+        ),
+        _ => None,
+    }
+}
+
+fn secs(t: OffsetDateTime) -> i64 {
+    t.unix_timestamp()
+}
+
+fn time_from(s: i64) -> Result<OffsetDateTime, AccountProviderError> {
+    OffsetDateTime::from_unix_timestamp(s).map_err(|_| StoreFailure::Corrupt("time").into())
+}
+
+fn id_from(s: &str) -> Result<TokenId, AccountProviderError> {
+    TokenId::from_hex(s).map_err(|_| StoreFailure::Corrupt("token id").into())
+}
+
+fn origin_from(s: &str) -> Result<Origin, AccountProviderError> {
+    Origin::from_wire("origin", s.as_bytes()).map_err(|_| StoreFailure::Corrupt("origin").into())
+}
+
+fn hash_from(v: &[u8]) -> Result<[u8; 32], AccountProviderError> {
+    v.try_into()
+        .map_err(|_| StoreFailure::Corrupt("hash length").into())
+}
+
+fn token_from_row(r: TokenRow) -> Result<TokenRecord, AccountProviderError> {
+    let (id, account_id, audience, state, reason, created, updated, obsoletes, hash, key, seal) = r;
+    Ok(TokenRecord {
+        token_id: id_from(&id)?,
+        account_id,
+        audience: origin_from(&audience)?,
+        state: state.parse()?,
+        revoked_reason: reason.map(|r| r.parse::<RevocationReason>()).transpose()?,
+        created_at: time_from(created)?,
+        updated_at: time_from(updated)?,
+        obsoletes: obsoletes.as_deref().map(id_from).transpose()?,
+        secret_hash: hash_from(&hash)?,
+        signing_key: key,
+        sealing_key_id: u32::try_from(seal).map_err(|_| StoreFailure::Corrupt("sealing key id"))?,
+    })
+}
+
+fn recovery_from_row(r: RecoveryRow) -> Result<RecoveryRecord, AccountProviderError> {
+    let (cs, token, account_id, rp, at, low_friction, repudiated) = r;
+    Ok(RecoveryRecord {
+        countersigned_id: id_from(&cs)?,
+        token_id: id_from(&token)?,
+        account_id,
+        recovery_provider: origin_from(&rp)?,
+        recovered_at: time_from(at)?,
+        low_friction,
+        repudiated_at: repudiated.map(time_from).transpose()?,
+    })
+}
+
+fn audit_from_row(r: AuditRow) -> Result<AuditEntry, AccountProviderError> {
+    let (at, event, token, account_id, rp, detail) = r;
+    Ok(AuditEntry {
+        at: time_from(at)?,
+        event: event.parse()?,
+        token_id: id_from(&token)?,
+        account_id,
+        recovery_provider: origin_from(&rp)?,
+        detail,
+    })
+}
+
+/// Binds an audit entry to [`INSERT_AUDIT`] and runs it on `$conn`.
+macro_rules! insert_audit {
+    ($conn:expr, $entry:expr) => {{
+        let e: &AuditEntry = $entry;
+        sqlx::query(INSERT_AUDIT)
+            .bind(secs(e.at))
+            .bind(e.event.as_str())
+            .bind(e.token_id.to_string())
+            .bind(e.account_id.as_str())
+            .bind(e.recovery_provider.as_str())
+            .bind(e.detail.as_deref())
+            .execute($conn)
+            .await
+            .map_err(db)
+    }};
+}
+
+impl AccountProviderStore for Store {
+    async fn insert_token(
+        &self,
+        r: &TokenRecord,
+        pending: &PendingSave,
+        audit: &AuditEntry,
+    ) -> Result<(), AccountProviderError> {
+        with_pool!(self, pool => {
+            let mut tx = pool.begin().await.map_err(db)?;
+            sqlx::query(
+                "insert into ap_token (ap_token_id, account_id, audience, state, revoked_reason, \
+                 created_at, updated_at, obsoletes, secret_hash, signing_key, sealing_key_id) \
+                 values ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)",
+            )
+            .bind(r.token_id.to_string())
+            .bind(r.account_id.as_str())
+            .bind(r.audience.as_str())
+            .bind(r.state.as_str())
+            .bind(r.revoked_reason.map(RevocationReason::as_str))
+            .bind(secs(r.created_at))
+            .bind(secs(r.updated_at))
+            .bind(r.obsoletes.map(|t| t.to_string()))
+            .bind(r.secret_hash.to_vec())
+            .bind(r.signing_key.as_str())
+            .bind(i64::from(r.sealing_key_id))
+            .execute(&mut *tx)
+            .await
+            .map_err(db)?;
+            sqlx::query(
+                "insert into ap_save_state (ap_save_state_id, session_hash, ap_token_id, \
+                 expires_at) values ($1, $2, $3, $4)",
+            )
+            .bind(pending.state_hash.to_vec())
+            .bind(pending.session_hash.to_vec())
+            .bind(pending.token_id.to_string())
+            .bind(secs(pending.expires_at))
+            .execute(&mut *tx)
+            .await
+            .map_err(db)?;
+            insert_audit!(&mut *tx, audit)?;
+            tx.commit().await.map_err(db)
+        })
+    }
+
+    async fn token(&self, token_id: TokenId) -> Result<Option<TokenRecord>, AccountProviderError> {
+        let sql = format!("select {TOKEN_COLUMNS} from ap_token where ap_token_id = $1");
+        let row: Option<TokenRow> = with_pool!(self, pool => {
+            sqlx::query_as(sqlx::AssertSqlSafe(sql))
+                .bind(token_id.to_string())
+                .fetch_optional(pool)
+                .await
+                .map_err(db)?
+        });
+        row.map(token_from_row).transpose()
+    }
+
+    async fn tokens_for_account(
+        &self,
+        account_id: &str,
+    ) -> Result<Vec<TokenRecord>, AccountProviderError> {
+        let sql = format!(
+            "select {TOKEN_COLUMNS} from ap_token where account_id = $1 \
+             order by created_at, ap_token_id"
+        );
+        let rows: Vec<TokenRow> = with_pool!(self, pool => {
+            sqlx::query_as(sqlx::AssertSqlSafe(sql))
+                .bind(account_id)
+                .fetch_all(pool)
+                .await
+                .map_err(db)?
+        });
+        rows.into_iter().map(token_from_row).collect()
+    }
+
+    async fn take_pending_save(
+        &self,
+        state_hash: &[u8; 32],
+        session_hash: &[u8; 32],
+        now: OffsetDateTime,
+    ) -> Result<Option<TokenId>, AccountProviderError> {
+        // One statement: the state is consumed atomically, and only by its own session.
+        let row: Option<(String,)> = with_pool!(self, pool => {
+            sqlx::query_as(
+                "delete from ap_save_state where ap_save_state_id = $1 and session_hash = $2 \
+                 and expires_at > $3 returning ap_token_id",
+            )
+            .bind(state_hash.to_vec())
+            .bind(session_hash.to_vec())
+            .bind(secs(now))
+            .fetch_optional(pool)
+            .await
+            .map_err(db)?
+        });
+        row.map(|(id,)| id_from(&id)).transpose()
+    }
+
+    async fn apply_transition(&self, t: &Transition) -> Result<bool, AccountProviderError> {
+        with_pool!(self, pool => {
+            let mut tx = pool.begin().await.map_err(db)?;
+            // Compare-and-set first: the write lock is taken before anything is read.
+            let done = sqlx::query(
+                "update ap_token set state = $1, revoked_reason = $2, updated_at = $3 \
+                 where ap_token_id = $4 and state = $5",
+            )
+            .bind(t.to.as_str())
+            .bind(t.revoked_reason.map(RevocationReason::as_str))
+            .bind(secs(t.at))
+            .bind(t.token_id.to_string())
+            .bind(t.from.as_str())
+            .execute(&mut *tx)
+            .await
+            .map_err(db)?;
+            if done.rows_affected() == 0 {
+                return Ok(false);
+            }
+            insert_audit!(&mut *tx, &t.audit)?;
+            if let Some(old) = t.revoke_replaced {
+                let revoked: Option<(String,)> = sqlx::query_as(
+                    "update ap_token set state = 'revoked', revoked_reason = 'replaced', \
+                     updated_at = $1 where ap_token_id = $2 and account_id = $3 \
+                     and state not in ('used', 'revoked') returning audience",
+                )
+                .bind(secs(t.at))
+                .bind(old.to_string())
+                .bind(t.audit.account_id.as_str())
+                .fetch_optional(&mut *tx)
+                .await
+                .map_err(db)?;
+                if let Some((audience,)) = revoked {
+                    let entry = AuditEntry {
+                        at: t.at,
+                        event: dar_account_provider::AuditEvent::Revoked,
+                        token_id: old,
+                        account_id: t.audit.account_id.clone(),
+                        recovery_provider: origin_from(&audience)?,
+                        detail: Some(RevocationReason::Replaced.as_str().to_owned()),
+                    };
+                    insert_audit!(&mut *tx, &entry)?;
+                }
+            }
+            if let Some(cs) = t.repudiate_recovery {
+                let marked: Option<(String,)> = sqlx::query_as(
+                    "update ap_recovery set repudiated_at = $1 where ap_recovery_id = $2 \
+                     and ap_token_id = $3 and repudiated_at is null returning recovery_provider",
+                )
+                .bind(secs(t.at))
+                .bind(cs.to_string())
+                .bind(t.token_id.to_string())
+                .fetch_optional(&mut *tx)
+                .await
+                .map_err(db)?;
+                if let Some((rp,)) = marked {
+                    let entry = AuditEntry {
+                        at: t.at,
+                        event: dar_account_provider::AuditEvent::RecoveryRepudiated,
+                        token_id: t.token_id,
+                        account_id: t.audit.account_id.clone(),
+                        recovery_provider: origin_from(&rp)?,
+                        detail: Some(cs.to_string()),
+                    };
+                    insert_audit!(&mut *tx, &entry)?;
+                }
+            }
+            tx.commit().await.map_err(db)?;
+            Ok(true)
+        })
+    }
+
+    async fn is_replayed(&self, countersigned_id: TokenId) -> Result<bool, AccountProviderError> {
+        let row: Option<(String,)> = with_pool!(self, pool => {
+            sqlx::query_as(
+                "select ap_replay_guard_id from ap_replay_guard where ap_replay_guard_id = $1",
+            )
+            .bind(countersigned_id.to_string())
+            .fetch_optional(pool)
+            .await
+            .map_err(db)?
+        });
+        Ok(row.is_some())
+    }
+
+    async fn commit_recovery(&self, c: &RecoveryCommit) -> Result<(), AccountProviderError> {
+        let cs = c.countersigned_id.to_string();
+        let token = c.token_id.to_string();
+        with_pool!(self, pool => {
+            let mut tx = pool.begin().await.map_err(db)?;
+            // §3.5 step 9: the replay guard; a concurrent insert of the same id waits for the
+            // first transaction and then fails here.
+            sqlx::query(
+                "insert into ap_replay_guard (ap_replay_guard_id, ap_token_id, expires_at) \
+                 values ($1, $2, $3)",
+            )
+            .bind(cs.as_str())
+            .bind(token.as_str())
+            .bind(secs(c.guard_expires_at))
+            .execute(&mut *tx)
+            .await
+            .map_err(|e| match unique_violation(&e) {
+                Some(_) => AccountProviderError::Replayed,
+                None => db(e),
+            })?;
+            // The token is used once: only if it is still in the state the decision saw.
+            let used = sqlx::query(
+                "update ap_token set state = 'used', updated_at = $1 \
+                 where ap_token_id = $2 and state = $3",
+            )
+            .bind(secs(c.at))
+            .bind(token.as_str())
+            .bind(c.from.as_str())
+            .execute(&mut *tx)
+            .await
+            .map_err(db)?;
+            if used.rows_affected() == 0 {
+                return Err(AccountProviderError::TokenAlreadyUsed);
+            }
+            // §3.5 step 16: the permanent record; one per recovery token.
+            sqlx::query(
+                "insert into ap_recovery (ap_recovery_id, ap_token_id, account_id, \
+                 recovery_provider, recovered_at, low_friction) values ($1, $2, $3, $4, $5, $6)",
+            )
+            .bind(cs.as_str())
+            .bind(token.as_str())
+            .bind(c.account_id.as_str())
+            .bind(c.recovery_provider.as_str())
+            .bind(secs(c.at))
+            .bind(c.low_friction)
+            .execute(&mut *tx)
+            .await
+            .map_err(|e| match unique_violation(&e) {
+                Some(what) if what.contains("ap_token_id") => {
+                    AccountProviderError::TokenAlreadyUsed
+                }
+                Some(_) => AccountProviderError::Replayed,
+                None => db(e),
+            })?;
+            let entry = AuditEntry {
+                at: c.at,
+                event: dar_account_provider::AuditEvent::Recovered,
+                token_id: c.token_id,
+                account_id: c.account_id.clone(),
+                recovery_provider: c.recovery_provider.clone(),
+                detail: Some(cs.clone()),
+            };
+            insert_audit!(&mut *tx, &entry)?;
+            tx.commit().await.map_err(db)
+        })
+    }
+
+    async fn recoveries_for_account(
+        &self,
+        account_id: &str,
+    ) -> Result<Vec<RecoveryRecord>, AccountProviderError> {
+        let rows: Vec<RecoveryRow> = with_pool!(self, pool => {
+            sqlx::query_as(
+                "select ap_recovery_id, ap_token_id, account_id, recovery_provider, \
+                 recovered_at, low_friction, repudiated_at from ap_recovery \
+                 where account_id = $1 order by recovered_at, ap_recovery_id",
+            )
+            .bind(account_id)
+            .fetch_all(pool)
+            .await
+            .map_err(db)?
+        });
+        rows.into_iter().map(recovery_from_row).collect()
+    }
+
+    async fn audit_for_account(
+        &self,
+        account_id: &str,
+    ) -> Result<Vec<AuditEntry>, AccountProviderError> {
+        let rows: Vec<AuditRow> = with_pool!(self, pool => {
+            sqlx::query_as(
+                "select at, event, ap_token_id, account_id, recovery_provider, detail \
+                 from ap_audit where account_id = $1 order by ap_audit_id",
+            )
+            .bind(account_id)
+            .fetch_all(pool)
+            .await
+            .map_err(db)?
+        });
+        rows.into_iter().map(audit_from_row).collect()
+    }
+
+    async fn count_status_event(
+        &self,
+        recovery_provider: &Origin,
+        window_start: i64,
+    ) -> Result<u64, AccountProviderError> {
+        // One atomic upsert: every instance counts in the same row.
+        let (n,): (i64,) = with_pool!(self, pool => {
+            sqlx::query_as(
+                "insert into ap_status_rate (recovery_provider, window_start, event_count) \
+                 values ($1, $2, 1) on conflict (recovery_provider, window_start) \
+                 do update set event_count = ap_status_rate.event_count + 1 \
+                 returning event_count",
+            )
+            .bind(recovery_provider.as_str())
+            .bind(window_start)
+            .fetch_one(pool)
+            .await
+            .map_err(db)?
+        });
+        Ok(u64::try_from(n).unwrap_or(0))
+    }
+
+    async fn purge(
+        &self,
+        now: OffsetDateTime,
+        windows_before: i64,
+    ) -> Result<Purged, AccountProviderError> {
+        with_pool!(self, pool => {
+            let mut tx = pool.begin().await.map_err(db)?;
+            let states = sqlx::query("delete from ap_save_state where expires_at <= $1")
+                .bind(secs(now))
+                .execute(&mut *tx)
+                .await
+                .map_err(db)?;
+            let guard = sqlx::query("delete from ap_replay_guard where expires_at <= $1")
+                .bind(secs(now))
+                .execute(&mut *tx)
+                .await
+                .map_err(db)?;
+            let windows = sqlx::query("delete from ap_status_rate where window_start < $1")
+                .bind(windows_before)
+                .execute(&mut *tx)
+                .await
+                .map_err(db)?;
+            tx.commit().await.map_err(db)?;
+            Ok(Purged {
+                save_states: states.rows_affected(),
+                replay_guard: guard.rows_affected(),
+                rate_windows: windows.rows_affected(),
+            })
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests;
