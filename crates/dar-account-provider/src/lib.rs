@@ -43,6 +43,10 @@
 //! # Ok(()) }
 //! ```
 
+#![forbid(unsafe_code)]
+// Unit tests may unwrap and panic: a panic is a test failure.
+#![cfg_attr(test, allow(clippy::unwrap_used, clippy::expect_used, clippy::panic))]
+
 mod error;
 mod keyring;
 mod memory;

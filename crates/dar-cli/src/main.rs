@@ -4,6 +4,10 @@
 //! repository README): exit status 0 means valid, 1 invalid (with the error's stable code), 2 a
 //! usage error. With `--json` each command prints exactly one JSON object on stdout.
 
+#![forbid(unsafe_code)]
+// Unit tests may unwrap and panic: a panic is a test failure.
+#![cfg_attr(test, allow(clippy::unwrap_used, clippy::expect_used, clippy::panic))]
+
 mod bench;
 mod cli;
 mod input;

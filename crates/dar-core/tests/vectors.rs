@@ -6,6 +6,8 @@
 //! The runner is `crates/dar-cli/src/vectors/run.rs`, shared with `dar vectors check`; it
 //! calls only dar-core.
 
+// Test code may unwrap and panic: a panic is a test failure.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 #![allow(missing_docs)]
 
 #[allow(dead_code, unreachable_pub)]

@@ -16,6 +16,9 @@
 //!     SPKI must say so with the prime256v1 OID, not with curve parameters we would have to
 //!     compare.
 
+// Test code may unwrap and panic: a panic is a test failure.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
 use std::collections::BTreeMap;
 
 use dar_core::{Signature, VerifyingKey};

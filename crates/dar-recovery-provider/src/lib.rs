@@ -60,6 +60,10 @@
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
 
+#![forbid(unsafe_code)]
+// Unit tests may unwrap and panic: a panic is a test failure.
+#![cfg_attr(test, allow(clippy::unwrap_used, clippy::expect_used, clippy::panic))]
+
 mod error;
 mod manage;
 mod memory;

@@ -1,5 +1,8 @@
 //! Opening stores and running migrations on both backends.
 
+// Test code may unwrap and panic: a panic is a test failure.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
 use dar_store::{Backend, Store, StoreError};
 
 #[tokio::test]
