@@ -30,6 +30,9 @@ pub(crate) enum Command {
     Vectors(VectorsCommand),
     /// Measure single-thread operations per second.
     Bench(BenchArgs),
+    /// Run the HTTPS server of a deployment (its configuration file: see
+    /// crates/dar-server/examples/dar.toml).
+    Serve(ServeArgs),
 }
 
 #[derive(Debug, Args)]
@@ -245,4 +248,14 @@ pub(crate) struct BenchArgs {
     /// Print one JSON object.
     #[arg(long)]
     pub(crate) json: bool,
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct ServeArgs {
+    /// The deployment's TOML configuration file.
+    #[arg(long)]
+    pub(crate) config: PathBuf,
+    /// Check the configuration and its key files, then exit (0 valid, 1 invalid).
+    #[arg(long)]
+    pub(crate) check: bool,
 }

@@ -19,7 +19,7 @@ use std::process::ExitCode;
 
 use clap::Parser as _;
 
-use crate::cli::{Cli, Command, CountersignedCommand, TokenCommand, VectorsCommand};
+use crate::cli::{Cli, Command, CountersignedCommand, ServeArgs, TokenCommand, VectorsCommand};
 use crate::output::Failure;
 
 fn main() -> ExitCode {
@@ -37,6 +37,7 @@ fn main() -> ExitCode {
         Command::Vectors(VectorsCommand::Generate(args)) => vectors::generate(&args),
         Command::Vectors(VectorsCommand::Check(args)) => vectors::check(&args),
         Command::Bench(args) => bench::run(&args),
+        Command::Serve(args) => serve(&args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -46,4 +47,47 @@ fn main() -> ExitCode {
             ExitCode::from(2)
         }
     }
+}
+
+/// `dar serve --config FILE [--check]`: loads the configuration and its key files, then runs
+/// the server until SIGINT or SIGTERM (or, with `--check`, reports and exits).
+fn serve(args: &ServeArgs) -> Result<(), Failure> {
+    let invalid = |e: &dyn std::fmt::Display| {
+        eprintln!("dar: invalid configuration: {e}");
+        Failure::Invalid
+    };
+    let config = dar_server::config::Config::load(&args.config).map_err(|e| invalid(&e))?;
+    if args.check {
+        dar_server::AppState::load(&config).map_err(|e| invalid(&e))?;
+        if let dar_server::config::TlsSettings::Files { cert, key } = &config.tls {
+            dar_server::tls::server_config_from_pem_files(cert, key).map_err(|e| invalid(&e))?;
+        }
+        let roles: Vec<&str> = [
+            config.account_provider.as_ref().map(|_| "account provider"),
+            config
+                .recovery_provider
+                .as_ref()
+                .map(|_| "recovery provider"),
+        ]
+        .into_iter()
+        .flatten()
+        .collect();
+        println!(
+            "{}: valid ({}; {} on https://{})",
+            args.config.display(),
+            roles.join(" and "),
+            config.public_origin,
+            config.listen
+        );
+        return Ok(());
+    }
+    dar_server::init_tracing(&config.log).map_err(|e| Failure::usage(e.to_string()))?;
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| Failure::usage(format!("cannot start the async runtime: {e}")))?;
+    runtime.block_on(dar_server::serve(config)).map_err(|e| {
+        eprintln!("dar: serve: {e}");
+        Failure::Invalid
+    })
 }

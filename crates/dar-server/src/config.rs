@@ -1,0 +1,1028 @@
+//! The deployment's configuration file (TOML).
+//!
+//! [`Config::load`] reads the file and checks every value; the result is a [`Config`] whose
+//! fields are already typed ([`Origin`], [`SocketAddr`], validated endpoint paths). Unknown keys
+//! are refused (a misspelt key would otherwise be silently ignored), and every error names the
+//! file and the key. Key files are only named here; [`crate::AppState::load`] reads them, and
+//! its errors name the file but never print what is in it.
+//!
+//! Relative paths (key files, TLS files, the local CA directory) are relative to the directory
+//! of the configuration file, so a deployment directory can be moved as a whole.
+//!
+//! The documented example is `crates/dar-server/examples/dar.toml`.
+
+use std::collections::BTreeSet;
+use std::fmt;
+use std::net::{IpAddr, SocketAddr};
+use std::path::{Path, PathBuf};
+use std::str::FromStr;
+use std::time::Duration;
+
+use dar_core::{EndpointUrl, Layout, MAX_KEYS, MAX_TOKEN_LEN, Origin};
+use serde::Deserialize;
+
+/// The largest configuration file read, far above any real one.
+const MAX_CONFIG_LEN: u64 = 256 * 1024;
+/// The largest endpoint path accepted.
+const MAX_PATH_LEN: usize = 256;
+/// The well-known prefix (§2, §3.6): configured endpoints may not live under it.
+const WELL_KNOWN_PREFIX: &str = "/.well-known/";
+
+/// The deployment configuration, checked. Built only by [`Config::load`] or
+/// [`Config::from_toml_str`].
+#[derive(Debug, Clone)]
+#[non_exhaustive]
+pub struct Config {
+    /// The file this came from (for messages).
+    pub file: PathBuf,
+    /// `listen`: the HTTPS socket address.
+    pub listen: SocketAddr,
+    /// `public_origin`: the origin users and peers reach this deployment at. Links, redirects
+    /// and the configuration document's issuer are built from it, never from a request's
+    /// `Host` header.
+    pub public_origin: Origin,
+    /// `database`: where the roles will keep their state (storage comes later).
+    pub database: DatabaseUrl,
+    /// `development`: allows an http loopback `public_origin` and http loopback peers. Never on
+    /// in production.
+    pub development: bool,
+    /// `[tls]`: the certificate the HTTPS listener presents.
+    pub tls: TlsSettings,
+    /// `http_listen`: an optional plain-http listener that answers every request with 401 and
+    /// an empty body, never a redirect (§2, §3).
+    pub http_listen: Option<SocketAddr>,
+    /// `privacy_policy`: published in the configuration document (§2).
+    pub privacy_policy: EndpointUrl,
+    /// `icon_152px`: published in the configuration document (§2).
+    pub icon_152px: EndpointUrl,
+    /// `[account_provider]`, when this deployment plays that role.
+    pub account_provider: Option<AccountProviderSettings>,
+    /// `[recovery_provider]`, when this deployment plays that role.
+    pub recovery_provider: Option<RecoveryProviderSettings>,
+    /// `[limits]`.
+    pub limits: Limits,
+    /// `[session]`.
+    pub session: SessionSettings,
+    /// `[log]`.
+    pub log: LogSettings,
+}
+
+/// A database URL. It may hold a password, so `Debug` shows only its scheme.
+#[derive(Clone, PartialEq, Eq)]
+pub struct DatabaseUrl(String);
+
+impl DatabaseUrl {
+    /// The URL, for the storage layer.
+    ///
+    /// # Security
+    ///
+    /// May contain a password: never log it.
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+
+    /// The scheme (`sqlite`, `postgres`), safe to log.
+    pub fn scheme(&self) -> &str {
+        self.0.split_once(':').map_or("", |(scheme, _)| scheme)
+    }
+}
+
+impl fmt::Debug for DatabaseUrl {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "DatabaseUrl({}:[redacted])", self.scheme())
+    }
+}
+
+/// `[tls]`: where the HTTPS certificate comes from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum TlsSettings {
+    /// `cert` and `key`: PEM files (a certificate chain, leaf first, and its private key).
+    Files {
+        /// The certificate chain.
+        cert: PathBuf,
+        /// The private key (PKCS#8, SEC1 or PKCS#1 PEM).
+        key: PathBuf,
+    },
+    /// `local_ca_dir` (and optional `local_names`): a local CA and a leaf certificate,
+    /// generated once into the directory and reused (see [`crate::tls::ensure_local_ca`]).
+    LocalCa {
+        /// The directory holding `ca.pem`, `ca-key.pem`, `cert.pem` and `key.pem`.
+        dir: PathBuf,
+        /// Host names and addresses for the leaf, besides `localhost`, `127.0.0.1` and `::1`.
+        names: Vec<String>,
+    },
+}
+
+/// A sealing key file and the key id tokens sealed under it carry.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SealingKeyFile {
+    /// The key id (dar-v1 layout).
+    pub id: u32,
+    /// A file holding the 256-bit key as 64 hex digits.
+    pub file: PathBuf,
+}
+
+/// `[account_provider]`: this deployment issues recovery tokens and accepts them back.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct AccountProviderSettings {
+    /// `signing_keys`: private key files (PKCS#8 or SEC1 PEM). The first signs new tokens; all
+    /// are published as `tokensign-pubkeys-secp256r1` (rotation, §2).
+    pub signing_keys: Vec<PathBuf>,
+    /// `sealing_keys`: AES-256-GCM keys for the opaque data (§4.1.2).
+    pub sealing_keys: Vec<SealingKeyFile>,
+    /// `current_sealing_key`: the id that seals new tokens (default: the first listed).
+    pub current_sealing_key: u32,
+    /// `sealing_layout`: `dar-v1` (default) or `darrrr-v0`.
+    pub sealing_layout: Layout,
+    /// `open_darrrr_v0`: also open tokens sealed in the Ruby peer's layout.
+    pub open_darrrr_v0: bool,
+    /// `save_token_return_path`: where recovery providers send users back after saving (§3.2).
+    pub save_token_return_path: String,
+    /// `recover_account_return_path`: where countersigned tokens arrive (§3.5).
+    pub recover_account_return_path: String,
+    /// `allowed_recovery_providers`: the recovery providers users may pick (§6.5: tokens are
+    /// delegated only to providers the operator chose).
+    pub allowed_recovery_providers: Vec<Origin>,
+    /// `status_requested`: set the status-requested option on issued tokens (§3.6).
+    pub status_requested: bool,
+}
+
+/// `[recovery_provider]`: this deployment saves tokens for its users and countersigns them.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct RecoveryProviderSettings {
+    /// `countersign_keys`: private key files. The first countersigns; all are published as
+    /// `countersign-pubkeys-secp256r1`.
+    pub countersign_keys: Vec<PathBuf>,
+    /// `save_token_path` (§3.1).
+    pub save_token_path: String,
+    /// `save_token_async_api_iframe_path` (§3.3), if offered. The only route that may be
+    /// framed.
+    pub save_token_async_api_iframe_path: Option<String>,
+    /// `recover_account_path` (§3.4).
+    pub recover_account_path: String,
+    /// `token_max_size`: the largest token accepted, published in the document (§2).
+    pub token_max_size: usize,
+    /// `authoritative_audiences`: the origins saved tokens may be addressed to (default: the
+    /// public origin).
+    pub authoritative_audiences: Vec<Origin>,
+    /// `allowed_account_providers`: when set, only these issuers' tokens are saved; when
+    /// absent, any account provider whose configuration can be fetched.
+    pub allowed_account_providers: Option<Vec<Origin>>,
+}
+
+/// `[limits]`: what one request or one client may cost.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct Limits {
+    /// `body_limit_bytes`: the largest request body on routes that do not set their own
+    /// (default 64 KiB, far below axum's 2 MB).
+    pub body_limit_bytes: usize,
+    /// `request_timeout_secs`: how long one request may take (default 15 s).
+    pub request_timeout: Duration,
+    /// `requests_per_second`: the sustained per-client rate (default 20).
+    pub requests_per_second: u32,
+    /// `burst`: how many requests a client may send at once (default 60).
+    pub burst: u32,
+    /// `trusted_proxies`: peers whose `X-Forwarded-For` is believed. Empty (the default): the
+    /// rate limit is keyed by the TCP peer address, and forwarding headers are ignored.
+    pub trusted_proxies: Vec<IpAddr>,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Self {
+            body_limit_bytes: 64 * 1024,
+            request_timeout: Duration::from_secs(15),
+            requests_per_second: 20,
+            burst: 60,
+            trusted_proxies: Vec::new(),
+        }
+    }
+}
+
+/// `[session]`: the key that signs session cookies.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+#[non_exhaustive]
+pub struct SessionSettings {
+    /// `key_file`: 64 random bytes as 128 hex digits. When absent a key is generated at each
+    /// start: sessions end at every restart and cannot be shared between instances.
+    pub key_file: Option<PathBuf>,
+}
+
+/// The log line format.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    /// One short human-readable line per event (default).
+    #[default]
+    Compact,
+    /// One JSON object per event.
+    Json,
+}
+
+/// `[log]`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct LogSettings {
+    /// `format`: `compact` or `json`.
+    pub format: LogFormat,
+    /// `level`: a tracing filter (`info`, `dar_server=debug,info`); `RUST_LOG` overrides it.
+    pub level: String,
+}
+
+impl Default for LogSettings {
+    fn default() -> Self {
+        Self {
+            format: LogFormat::Compact,
+            level: "info".into(),
+        }
+    }
+}
+
+/// Why a configuration cannot be used. Every variant names the file; none holds a secret.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ConfigError {
+    /// The file cannot be read.
+    #[error("{}: cannot read the configuration: {source}", file.display())]
+    Read {
+        /// The configuration file.
+        file: PathBuf,
+        /// The I/O error.
+        #[source]
+        source: std::io::Error,
+    },
+    /// The file is not valid TOML, has an unknown key, or a value of the wrong type.
+    #[error("{}:{line}:{column}: {message}", file.display())]
+    Syntax {
+        /// The configuration file.
+        file: PathBuf,
+        /// 1-based line.
+        line: usize,
+        /// 1-based column.
+        column: usize,
+        /// What is wrong, naming the key (never quoting a string value).
+        message: String,
+    },
+    /// A value is well-typed but not acceptable.
+    #[error("{}: `{key}`: {reason}", file.display())]
+    Invalid {
+        /// The configuration file.
+        file: PathBuf,
+        /// The key, dotted (`recovery_provider.token_max_size`).
+        key: String,
+        /// What is wrong.
+        reason: String,
+    },
+    /// A key file named by the configuration cannot be used. Its contents are never printed.
+    #[error("{}: `{key}`: {}: {reason}", file.display(), path.display())]
+    KeyFile {
+        /// The configuration file.
+        file: PathBuf,
+        /// The key naming the key file.
+        key: String,
+        /// The key file.
+        path: PathBuf,
+        /// What is wrong (a fixed description).
+        reason: String,
+    },
+}
+
+impl ConfigError {
+    /// The key at fault, when the error is about one.
+    pub fn key(&self) -> Option<&str> {
+        match self {
+            Self::Invalid { key, .. } | Self::KeyFile { key, .. } => Some(key),
+            Self::Read { .. } | Self::Syntax { .. } => None,
+        }
+    }
+}
+
+// ---- The file as written -----------------------------------------------------------------
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawConfig {
+    listen: String,
+    public_origin: String,
+    database: String,
+    #[serde(default)]
+    development: bool,
+    http_listen: Option<String>,
+    privacy_policy: String,
+    icon_152px: String,
+    tls: RawTls,
+    account_provider: Option<RawAccountProvider>,
+    recovery_provider: Option<RawRecoveryProvider>,
+    #[serde(default)]
+    limits: RawLimits,
+    #[serde(default)]
+    session: RawSession,
+    #[serde(default)]
+    log: RawLog,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawTls {
+    cert: Option<PathBuf>,
+    key: Option<PathBuf>,
+    local_ca_dir: Option<PathBuf>,
+    #[serde(default)]
+    local_names: Vec<String>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawSealingKey {
+    id: u32,
+    file: PathBuf,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawAccountProvider {
+    signing_keys: Vec<PathBuf>,
+    sealing_keys: Vec<RawSealingKey>,
+    current_sealing_key: Option<u32>,
+    sealing_layout: Option<String>,
+    #[serde(default)]
+    open_darrrr_v0: bool,
+    save_token_return_path: Option<String>,
+    recover_account_return_path: Option<String>,
+    allowed_recovery_providers: Vec<String>,
+    #[serde(default)]
+    status_requested: bool,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawRecoveryProvider {
+    countersign_keys: Vec<PathBuf>,
+    save_token_path: Option<String>,
+    save_token_async_api_iframe_path: Option<String>,
+    recover_account_path: Option<String>,
+    token_max_size: Option<u64>,
+    authoritative_audiences: Option<Vec<String>>,
+    allowed_account_providers: Option<Vec<String>>,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct RawLimits {
+    body_limit_bytes: Option<u64>,
+    request_timeout_secs: Option<u64>,
+    requests_per_second: Option<u32>,
+    burst: Option<u32>,
+    #[serde(default)]
+    trusted_proxies: Vec<String>,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct RawSession {
+    key_file: Option<PathBuf>,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct RawLog {
+    format: Option<LogFormat>,
+    level: Option<String>,
+}
+
+/// Default endpoint paths.
+const DEFAULT_SAVE_TOKEN_RETURN: &str = "/dar/save-token-return";
+const DEFAULT_RECOVER_ACCOUNT_RETURN: &str = "/dar/recover-account-return";
+const DEFAULT_SAVE_TOKEN: &str = "/dar/save-token";
+const DEFAULT_RECOVER_ACCOUNT: &str = "/dar/recover-account";
+/// Default `token-max-size`: real tokens are a few hundred bytes.
+const DEFAULT_TOKEN_MAX_SIZE: usize = 8 * 1024;
+
+impl Config {
+    /// Reads and checks a configuration file.
+    ///
+    /// # Errors
+    ///
+    /// [`ConfigError::Read`] when the file cannot be read (or is over 256 KiB),
+    /// [`ConfigError::Syntax`] for TOML errors, unknown keys and wrong types, and
+    /// [`ConfigError::Invalid`] for values that are not acceptable.
+    pub fn load(file: &Path) -> Result<Self, ConfigError> {
+        let read_err = |source| ConfigError::Read {
+            file: file.to_owned(),
+            source,
+        };
+        let len = std::fs::metadata(file).map_err(read_err)?.len();
+        if len > MAX_CONFIG_LEN {
+            return Err(read_err(std::io::Error::other("larger than 256 KiB")));
+        }
+        let text = std::fs::read_to_string(file).map_err(read_err)?;
+        let base = file.parent().unwrap_or(Path::new("."));
+        Self::from_toml_str(&text, file, base)
+    }
+
+    /// Checks a configuration given as text. `file` is used in messages; relative paths are
+    /// resolved against `base_dir`.
+    ///
+    /// # Errors
+    ///
+    /// As [`Config::load`], less the read errors.
+    pub fn from_toml_str(text: &str, file: &Path, base_dir: &Path) -> Result<Self, ConfigError> {
+        let raw: RawConfig = toml::from_str(text).map_err(|e| syntax_error(&e, text, file))?;
+        Checker {
+            file,
+            base: base_dir,
+        }
+        .check(raw)
+    }
+
+    /// The paths of the protocol endpoints this deployment serves (§3), besides the well-known
+    /// ones: the http listener answers them with 401, and the CSRF origin check exempts them.
+    pub fn protocol_paths(&self) -> Vec<String> {
+        let mut paths = Vec::new();
+        if let Some(ap) = &self.account_provider {
+            paths.push(ap.save_token_return_path.clone());
+            paths.push(ap.recover_account_return_path.clone());
+        }
+        if let Some(rp) = &self.recovery_provider {
+            paths.push(rp.save_token_path.clone());
+            paths.push(rp.recover_account_path.clone());
+            paths.extend(rp.save_token_async_api_iframe_path.clone());
+        }
+        paths
+    }
+
+    /// The names the local CA's leaf certificate covers: `localhost`, `127.0.0.1`, `::1`, the
+    /// public origin's host, and `local_names`.
+    pub fn local_tls_names(&self) -> Vec<String> {
+        let mut names: Vec<String> = ["localhost", "127.0.0.1", "::1"]
+            .iter()
+            .map(|s| (*s).to_owned())
+            .collect();
+        let host = origin_host(&self.public_origin);
+        if !host.is_empty() {
+            names.push(host);
+        }
+        if let TlsSettings::LocalCa { names: extra, .. } = &self.tls {
+            names.extend(extra.iter().cloned());
+        }
+        let mut seen = BTreeSet::new();
+        names.retain(|n| seen.insert(n.clone()));
+        names
+    }
+}
+
+/// The host of an origin, without brackets or port.
+fn origin_host(origin: &Origin) -> String {
+    let authority = origin.authority();
+    if let Some(rest) = authority.strip_prefix('[') {
+        return rest.split(']').next().unwrap_or_default().to_owned();
+    }
+    authority
+        .rsplit_once(':')
+        .map_or(authority, |(host, _)| host)
+        .to_owned()
+}
+
+/// Turns a TOML error into a message that names the key and never quotes a string value.
+fn syntax_error(error: &toml::de::Error, text: &str, file: &Path) -> ConfigError {
+    let (line, column, key) = match error.span() {
+        Some(span) => {
+            let before = text.get(..span.start).unwrap_or_default();
+            let line = before.matches('\n').count() + 1;
+            let column = before.len() - before.rfind('\n').map_or(0, |i| i + 1) + 1;
+            let line_text = text.lines().nth(line - 1).unwrap_or_default();
+            // The table the line is in: the last `[header]` above it.
+            let table = text
+                .lines()
+                .take(line - 1)
+                .map(str::trim)
+                .filter(|l| l.starts_with('[') && !l.starts_with("[["))
+                .last()
+                .map(|l| l.trim_matches(|c| c == '[' || c == ']').trim().to_owned());
+            let key = line_text
+                .split_once('=')
+                .map(|(k, _)| k.trim().to_owned())
+                .filter(|k| !k.is_empty() && !k.starts_with('['))
+                .map(|k| match table {
+                    Some(table) => format!("{table}.{k}"),
+                    None => k,
+                });
+            (line, column, key)
+        }
+        None => (0, 0, None),
+    };
+    let message = redact_quoted_strings(error.message().trim());
+    let message = match key {
+        Some(key) => format!("`{key}`: {message}"),
+        None => message,
+    };
+    ConfigError::Syntax {
+        file: file.to_owned(),
+        line,
+        column,
+        message,
+    }
+}
+
+/// serde quotes a mistyped string value (`invalid type: string "…"`); a misplaced secret
+/// must not reach a terminal or a log, so the quoted part is dropped.
+fn redact_quoted_strings(message: &str) -> String {
+    let mut out = String::with_capacity(message.len());
+    let mut rest = message;
+    while let Some(start) = rest.find("string \"") {
+        let (head, tail) = rest.split_at(start + "string ".len());
+        out.push_str(head);
+        let after_quote = tail.get(1..).unwrap_or_default();
+        match after_quote.find("\",") {
+            Some(end) => {
+                out.push_str("value");
+                rest = after_quote.get(end + 1..).unwrap_or_default();
+            }
+            None => {
+                out.push_str("value");
+                rest = "";
+            }
+        }
+    }
+    out.push_str(rest);
+    out
+}
+
+struct Checker<'a> {
+    file: &'a Path,
+    base: &'a Path,
+}
+
+impl Checker<'_> {
+    fn invalid(&self, key: &str, reason: impl Into<String>) -> ConfigError {
+        ConfigError::Invalid {
+            file: self.file.to_owned(),
+            key: key.to_owned(),
+            reason: reason.into(),
+        }
+    }
+
+    fn path(&self, p: &Path) -> PathBuf {
+        if p.is_absolute() {
+            p.to_owned()
+        } else {
+            self.base.join(p)
+        }
+    }
+
+    fn socket(&self, key: &str, text: &str) -> Result<SocketAddr, ConfigError> {
+        SocketAddr::from_str(text)
+            .map_err(|_| self.invalid(key, "not a socket address (like 0.0.0.0:443 or [::1]:8443)"))
+    }
+
+    fn origin(&self, key: &str, text: &str, development: bool) -> Result<Origin, ConfigError> {
+        let parsed = if development {
+            Origin::parse_development(text)
+        } else {
+            Origin::parse(text)
+        };
+        parsed.map_err(|e| {
+            let hint = if development {
+                "an https origin, or http on a loopback host"
+            } else {
+                "an https origin (http is allowed only with development = true, on loopback)"
+            };
+            self.invalid(key, format!("not {hint}: {e}"))
+        })
+    }
+
+    fn origins(
+        &self,
+        key: &str,
+        list: &[String],
+        development: bool,
+    ) -> Result<Vec<Origin>, ConfigError> {
+        let mut out: Vec<Origin> = Vec::with_capacity(list.len());
+        for (i, text) in list.iter().enumerate() {
+            let origin = self.origin(&format!("{key}[{i}]"), text, development)?;
+            if !out.contains(&origin) {
+                out.push(origin);
+            }
+        }
+        Ok(out)
+    }
+
+    /// A URL published in the document: a full URL, or a path on the public origin.
+    fn url(
+        &self,
+        key: &str,
+        text: &str,
+        origin: &Origin,
+        development: bool,
+    ) -> Result<EndpointUrl, ConfigError> {
+        let full = if text.starts_with('/') {
+            format!("{origin}{text}")
+        } else {
+            text.to_owned()
+        };
+        let url = EndpointUrl::parse(&full, development)
+            .map_err(|e| self.invalid(key, format!("not a usable URL: {e}")))?;
+        if origin.is_https() && !url.origin().is_https() {
+            return Err(self.invalid(key, "must be https when the public origin is"));
+        }
+        Ok(url)
+    }
+
+    /// An endpoint path served by this deployment.
+    fn endpoint_path(
+        &self,
+        key: &str,
+        text: Option<&str>,
+        default: &str,
+    ) -> Result<String, ConfigError> {
+        let path = text.unwrap_or(default);
+        let ok_char = |c: char| c.is_ascii_alphanumeric() || "-._~/!$&'()*+,;=:@%".contains(c);
+        if !path.starts_with('/') {
+            return Err(self.invalid(key, "must start with /"));
+        }
+        if path.len() > MAX_PATH_LEN || !path.chars().all(ok_char) {
+            return Err(self.invalid(
+                key,
+                "must be at most 256 URL path characters, without query or fragment",
+            ));
+        }
+        if path.split('/').any(|seg| seg == "." || seg == "..") || path.contains("//") {
+            return Err(self.invalid(key, "must not contain empty, . or .. segments"));
+        }
+        if path == "/" {
+            return Err(self.invalid(key, "must not be the root path"));
+        }
+        if path.starts_with(WELL_KNOWN_PREFIX) {
+            return Err(self.invalid(key, "must not be under /.well-known/ (reserved, §2, §3.6)"));
+        }
+        Ok(path.to_owned())
+    }
+
+    fn key_files(&self, key: &str, list: &[PathBuf]) -> Result<Vec<PathBuf>, ConfigError> {
+        if list.is_empty() || list.len() > MAX_KEYS {
+            return Err(self.invalid(key, format!("must list 1 to {MAX_KEYS} key files")));
+        }
+        Ok(list.iter().map(|p| self.path(p)).collect())
+    }
+
+    fn check(&self, raw: RawConfig) -> Result<Config, ConfigError> {
+        let development = raw.development;
+        let listen = self.socket("listen", &raw.listen)?;
+        let public_origin = self.origin("public_origin", &raw.public_origin, development)?;
+        let http_listen = raw
+            .http_listen
+            .as_deref()
+            .map(|t| self.socket("http_listen", t))
+            .transpose()?;
+        // Port 0 asks the OS for a free port, so two listeners may both say it.
+        if http_listen == Some(listen) && listen.port() != 0 {
+            return Err(self.invalid("http_listen", "must differ from listen"));
+        }
+        let database = self.database(&raw.database)?;
+        let privacy_policy = self.url(
+            "privacy_policy",
+            &raw.privacy_policy,
+            &public_origin,
+            development,
+        )?;
+        let icon_152px = self.url("icon_152px", &raw.icon_152px, &public_origin, development)?;
+        let tls = self.tls(raw.tls)?;
+
+        let account_provider = raw
+            .account_provider
+            .map(|ap| self.account_provider(ap, development))
+            .transpose()?;
+        let recovery_provider = raw
+            .recovery_provider
+            .map(|rp| self.recovery_provider(rp, &public_origin, development))
+            .transpose()?;
+        if account_provider.is_none() && recovery_provider.is_none() {
+            return Err(self.invalid(
+                "account_provider",
+                "configure [account_provider], [recovery_provider] or both",
+            ));
+        }
+
+        let limits = self.limits(raw.limits)?;
+        let session = SessionSettings {
+            key_file: raw.session.key_file.map(|p| self.path(&p)),
+        };
+        let level = raw.log.level.unwrap_or_else(|| "info".into());
+        if tracing_subscriber::EnvFilter::try_new(&level).is_err() {
+            return Err(self.invalid(
+                "log.level",
+                "not a tracing filter (like info, or dar_server=debug,info)",
+            ));
+        }
+        let log = LogSettings {
+            format: raw.log.format.unwrap_or_default(),
+            level,
+        };
+
+        let config = Config {
+            file: self.file.to_owned(),
+            listen,
+            public_origin,
+            database,
+            development,
+            tls,
+            http_listen,
+            privacy_policy,
+            icon_152px,
+            account_provider,
+            recovery_provider,
+            limits,
+            session,
+            log,
+        };
+        self.distinct_paths(&config)?;
+        Ok(config)
+    }
+
+    fn database(&self, text: &str) -> Result<DatabaseUrl, ConfigError> {
+        let ok = ["sqlite:", "postgres://", "postgresql://"]
+            .iter()
+            .any(|p| text.starts_with(p));
+        if !ok {
+            // The value is not repeated: it may hold a password.
+            return Err(self.invalid("database", "must be a sqlite: or postgres:// URL"));
+        }
+        Ok(DatabaseUrl(text.to_owned()))
+    }
+
+    fn tls(&self, raw: RawTls) -> Result<TlsSettings, ConfigError> {
+        match (raw.cert, raw.key, raw.local_ca_dir) {
+            (Some(cert), Some(key), None) => {
+                if !raw.local_names.is_empty() {
+                    return Err(self.invalid("tls.local_names", "only with tls.local_ca_dir"));
+                }
+                Ok(TlsSettings::Files {
+                    cert: self.path(&cert),
+                    key: self.path(&key),
+                })
+            }
+            (None, None, Some(dir)) => {
+                for (i, name) in raw.local_names.iter().enumerate() {
+                    let ok = IpAddr::from_str(name).is_ok()
+                        || (!name.is_empty()
+                            && name.len() <= 253
+                            && name
+                                .chars()
+                                .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '.'));
+                    if !ok {
+                        return Err(self.invalid(
+                            &format!("tls.local_names[{i}]"),
+                            "not a DNS name or IP address",
+                        ));
+                    }
+                }
+                Ok(TlsSettings::LocalCa {
+                    dir: self.path(&dir),
+                    names: raw.local_names,
+                })
+            }
+            (Some(_), None, None) => Err(self.invalid("tls.key", "missing (tls.cert is set)")),
+            (None, Some(_), None) => Err(self.invalid("tls.cert", "missing (tls.key is set)")),
+            (None, None, None) => {
+                Err(self.invalid("tls", "set either cert and key, or local_ca_dir"))
+            }
+            _ => Err(self.invalid(
+                "tls.local_ca_dir",
+                "set either cert and key, or local_ca_dir, not both",
+            )),
+        }
+    }
+
+    fn account_provider(
+        &self,
+        raw: RawAccountProvider,
+        development: bool,
+    ) -> Result<AccountProviderSettings, ConfigError> {
+        let signing_keys = self.key_files("account_provider.signing_keys", &raw.signing_keys)?;
+        if raw.sealing_keys.is_empty() {
+            return Err(self.invalid(
+                "account_provider.sealing_keys",
+                "must list at least one key",
+            ));
+        }
+        let mut ids = BTreeSet::new();
+        let mut sealing_keys = Vec::with_capacity(raw.sealing_keys.len());
+        for (i, k) in raw.sealing_keys.iter().enumerate() {
+            if !ids.insert(k.id) {
+                return Err(self.invalid(
+                    &format!("account_provider.sealing_keys[{i}].id"),
+                    format!("key id {} is listed twice", k.id),
+                ));
+            }
+            sealing_keys.push(SealingKeyFile {
+                id: k.id,
+                file: self.path(&k.file),
+            });
+        }
+        let first_id = raw.sealing_keys.first().map_or(0, |k| k.id);
+        let current_sealing_key = raw.current_sealing_key.unwrap_or(first_id);
+        if !ids.contains(&current_sealing_key) {
+            return Err(self.invalid(
+                "account_provider.current_sealing_key",
+                "is not the id of a listed sealing key",
+            ));
+        }
+        let sealing_layout = match raw.sealing_layout.as_deref() {
+            None => Layout::DarV1,
+            Some(text) => Layout::from_str(text).map_err(|_| {
+                self.invalid(
+                    "account_provider.sealing_layout",
+                    "must be dar-v1 or darrrr-v0",
+                )
+            })?,
+        };
+        let allowed_recovery_providers = self.origins(
+            "account_provider.allowed_recovery_providers",
+            &raw.allowed_recovery_providers,
+            development,
+        )?;
+        if allowed_recovery_providers.is_empty() {
+            return Err(self.invalid(
+                "account_provider.allowed_recovery_providers",
+                "must list at least one recovery provider origin",
+            ));
+        }
+        Ok(AccountProviderSettings {
+            signing_keys,
+            sealing_keys,
+            current_sealing_key,
+            sealing_layout,
+            open_darrrr_v0: raw.open_darrrr_v0,
+            save_token_return_path: self.endpoint_path(
+                "account_provider.save_token_return_path",
+                raw.save_token_return_path.as_deref(),
+                DEFAULT_SAVE_TOKEN_RETURN,
+            )?,
+            recover_account_return_path: self.endpoint_path(
+                "account_provider.recover_account_return_path",
+                raw.recover_account_return_path.as_deref(),
+                DEFAULT_RECOVER_ACCOUNT_RETURN,
+            )?,
+            allowed_recovery_providers,
+            status_requested: raw.status_requested,
+        })
+    }
+
+    fn recovery_provider(
+        &self,
+        raw: RawRecoveryProvider,
+        public_origin: &Origin,
+        development: bool,
+    ) -> Result<RecoveryProviderSettings, ConfigError> {
+        let countersign_keys =
+            self.key_files("recovery_provider.countersign_keys", &raw.countersign_keys)?;
+        let token_max_size = match raw.token_max_size {
+            None => DEFAULT_TOKEN_MAX_SIZE,
+            Some(n) => usize::try_from(n)
+                .ok()
+                .filter(|&n| (1..=MAX_TOKEN_LEN).contains(&n))
+                .ok_or_else(|| {
+                    self.invalid(
+                        "recovery_provider.token_max_size",
+                        format!("must be between 1 and {MAX_TOKEN_LEN}"),
+                    )
+                })?,
+        };
+        let authoritative_audiences = match &raw.authoritative_audiences {
+            None => vec![public_origin.clone()],
+            Some(list) => {
+                let list = self.origins(
+                    "recovery_provider.authoritative_audiences",
+                    list,
+                    development,
+                )?;
+                if list.is_empty() {
+                    return Err(self.invalid(
+                        "recovery_provider.authoritative_audiences",
+                        "must list at least one origin (or be left out)",
+                    ));
+                }
+                list
+            }
+        };
+        let allowed_account_providers = raw
+            .allowed_account_providers
+            .as_deref()
+            .map(|list| {
+                self.origins(
+                    "recovery_provider.allowed_account_providers",
+                    list,
+                    development,
+                )
+            })
+            .transpose()?;
+        let iframe = raw
+            .save_token_async_api_iframe_path
+            .as_deref()
+            .map(|p| {
+                self.endpoint_path(
+                    "recovery_provider.save_token_async_api_iframe_path",
+                    Some(p),
+                    p,
+                )
+            })
+            .transpose()?;
+        Ok(RecoveryProviderSettings {
+            countersign_keys,
+            save_token_path: self.endpoint_path(
+                "recovery_provider.save_token_path",
+                raw.save_token_path.as_deref(),
+                DEFAULT_SAVE_TOKEN,
+            )?,
+            save_token_async_api_iframe_path: iframe,
+            recover_account_path: self.endpoint_path(
+                "recovery_provider.recover_account_path",
+                raw.recover_account_path.as_deref(),
+                DEFAULT_RECOVER_ACCOUNT,
+            )?,
+            token_max_size,
+            authoritative_audiences,
+            allowed_account_providers,
+        })
+    }
+
+    fn limits(&self, raw: RawLimits) -> Result<Limits, ConfigError> {
+        let defaults = Limits::default();
+        let body_limit_bytes = match raw.body_limit_bytes {
+            None => defaults.body_limit_bytes,
+            Some(n) => usize::try_from(n)
+                .ok()
+                .filter(|n| (1024..=1024 * 1024).contains(n))
+                .ok_or_else(|| {
+                    self.invalid(
+                        "limits.body_limit_bytes",
+                        "must be between 1024 and 1048576",
+                    )
+                })?,
+        };
+        let request_timeout = match raw.request_timeout_secs {
+            None => defaults.request_timeout,
+            Some(n @ 1..=300) => Duration::from_secs(n),
+            Some(_) => {
+                return Err(
+                    self.invalid("limits.request_timeout_secs", "must be between 1 and 300")
+                );
+            }
+        };
+        let requests_per_second = match raw.requests_per_second {
+            None => defaults.requests_per_second,
+            Some(n @ 1..=1_000_000) => n,
+            Some(_) => {
+                return Err(self.invalid(
+                    "limits.requests_per_second",
+                    "must be between 1 and 1000000",
+                ));
+            }
+        };
+        let burst = match raw.burst {
+            None => defaults.burst,
+            Some(n @ 1..=1_000_000) => n,
+            Some(_) => {
+                return Err(self.invalid("limits.burst", "must be between 1 and 1000000"));
+            }
+        };
+        let trusted_proxies = raw
+            .trusted_proxies
+            .iter()
+            .enumerate()
+            .map(|(i, t)| {
+                IpAddr::from_str(t).map_err(|_| {
+                    self.invalid(&format!("limits.trusted_proxies[{i}]"), "not an IP address")
+                })
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        Ok(Limits {
+            body_limit_bytes,
+            request_timeout,
+            requests_per_second,
+            burst,
+            trusted_proxies,
+        })
+    }
+
+    /// Two endpoints on one path would make one of them unreachable.
+    fn distinct_paths(&self, config: &Config) -> Result<(), ConfigError> {
+        let mut seen = BTreeSet::new();
+        for path in config.protocol_paths() {
+            if !seen.insert(path.clone()) {
+                return Err(self.invalid(
+                    "recovery_provider",
+                    format!("the endpoint path {path} is configured twice"),
+                ));
+            }
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests;

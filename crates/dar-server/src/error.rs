@@ -1,0 +1,300 @@
+//! The one error type of the HTTP edge, and the extractors that produce it.
+//!
+//! Every handler returns `Result<_, AppError>`. [`AppError::status`] is the one place where a
+//! fault becomes a status code. Client faults answer JSON `{"code", "step", "message"}` and are
+//! not logged as errors (a hostile client must not be able to fill the error log); internal
+//! faults answer a generic body and are logged here, once. No message ever holds a token, key,
+//! code or secret: messages are fixed strings or come from dar-core, whose messages name fields,
+//! never their contents.
+//!
+//! Browser routes (added with the roles) will render the same [`AppError`] as an HTML page; the
+//! status `match` stays here.
+
+use std::fmt;
+
+use axum::extract::rejection::{BytesRejection, FormRejection, JsonRejection};
+use axum::extract::{FromRequest, Request};
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use serde::de::DeserializeOwned;
+use serde_json::json;
+
+/// Why a state-changing browser request was refused before reaching its handler (§6.5).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum CsrfError {
+    /// No session cookie (or one whose signature does not verify): there is no CSRF token to
+    /// compare with. Pages that render a form start a session first.
+    SessionMissing,
+    /// The form has no `csrf_token` field.
+    TokenMissing,
+    /// The form's `csrf_token` is not the session's.
+    TokenMismatch,
+    /// `Origin` or `Sec-Fetch-Site` says the request came from another site.
+    CrossSite,
+}
+
+/// Every way a request can fail, as the HTTP edge reports it.
+#[derive(Debug)]
+#[non_exhaustive]
+pub enum AppError {
+    /// The request broke a protocol rule; dar-core's error names the code and the spec step.
+    Protocol(dar_core::Error),
+    /// The body is not what the route reads (a missing or malformed field, bad JSON).
+    BadRequest {
+        /// A fixed description; never the offending input.
+        message: &'static str,
+    },
+    /// The body has another media type than the route reads.
+    UnsupportedMediaType,
+    /// The body is larger than the route allows.
+    PayloadTooLarge,
+    /// No route has this path.
+    NotFound,
+    /// The route exists but not for this method.
+    MethodNotAllowed,
+    /// The CSRF defences refused the request (403).
+    Csrf(CsrfError),
+    /// The client sent too many requests; retry after this many seconds.
+    RateLimited {
+        /// Seconds until the client's quota allows another request.
+        retry_after_secs: u64,
+    },
+    /// The request took longer than the configured timeout.
+    Timeout,
+    /// The route belongs to a role this deployment does not run (yet).
+    NotConfigured {
+        /// What is missing, e.g. `"the token status endpoint"`.
+        what: &'static str,
+    },
+    /// A fault of the server, not of the request. Logged; the client sees a generic body.
+    Internal(Internal),
+}
+
+/// The cause of an [`AppError::Internal`]: kept for the log, never sent to the client.
+pub struct Internal {
+    context: &'static str,
+    source: Option<Box<dyn std::error::Error + Send + Sync>>,
+}
+
+impl Internal {
+    /// An internal fault with a fixed description and, optionally, its cause. The cause must
+    /// not carry secrets in its `Display` (it is logged).
+    pub fn new(
+        context: &'static str,
+        source: Option<Box<dyn std::error::Error + Send + Sync>>,
+    ) -> Self {
+        Self { context, source }
+    }
+}
+
+impl fmt::Debug for Internal {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Internal")
+            .field("context", &self.context)
+            .finish_non_exhaustive()
+    }
+}
+
+impl fmt::Display for Internal {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match &self.source {
+            Some(source) => write!(f, "{}: {source}", self.context),
+            None => f.write_str(self.context),
+        }
+    }
+}
+
+impl AppError {
+    /// An internal fault with a fixed description and its cause (logged, never sent).
+    pub fn internal(
+        context: &'static str,
+        source: impl Into<Box<dyn std::error::Error + Send + Sync>>,
+    ) -> Self {
+        Self::Internal(Internal::new(context, Some(source.into())))
+    }
+
+    /// The status code: the one `match` of the HTTP edge.
+    pub fn status(&self) -> StatusCode {
+        match self {
+            Self::Protocol(_) | Self::BadRequest { .. } => StatusCode::BAD_REQUEST,
+            Self::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            Self::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
+            Self::NotFound => StatusCode::NOT_FOUND,
+            Self::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
+            Self::Csrf(_) => StatusCode::FORBIDDEN,
+            Self::RateLimited { .. } => StatusCode::TOO_MANY_REQUESTS,
+            Self::Timeout | Self::NotConfigured { .. } => StatusCode::SERVICE_UNAVAILABLE,
+            Self::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
+        }
+    }
+
+    /// The stable machine-readable code sent as `code`.
+    pub fn code(&self) -> &'static str {
+        match self {
+            Self::Protocol(e) => e.code(),
+            Self::BadRequest { .. } => "bad_request",
+            Self::UnsupportedMediaType => "unsupported_media_type",
+            Self::PayloadTooLarge => "payload_too_large",
+            Self::NotFound => "not_found",
+            Self::MethodNotAllowed => "method_not_allowed",
+            Self::Csrf(CsrfError::SessionMissing) => "csrf_session_missing",
+            Self::Csrf(CsrfError::TokenMissing) => "csrf_token_missing",
+            Self::Csrf(CsrfError::TokenMismatch) => "csrf_token_mismatch",
+            Self::Csrf(CsrfError::CrossSite) => "cross_site_request",
+            Self::RateLimited { .. } => "rate_limited",
+            Self::Timeout => "timeout",
+            Self::NotConfigured { .. } => "not_configured",
+            Self::Internal(_) => "internal",
+        }
+    }
+
+    /// The step that failed, sent as `step`: a draft section for protocol and CSRF faults,
+    /// `request` for faults of the HTTP request itself.
+    pub fn step(&self) -> &'static str {
+        match self {
+            Self::Protocol(e) => e.step(),
+            Self::Csrf(_) => "§6.5",
+            Self::NotConfigured { .. } => "configuration",
+            Self::Internal(_) => "server",
+            _ => "request",
+        }
+    }
+
+    /// The human-readable message sent as `message`.
+    pub fn message(&self) -> String {
+        match self {
+            Self::Protocol(e) => e.to_string(),
+            Self::BadRequest { message } => (*message).to_owned(),
+            Self::UnsupportedMediaType => "the request body has an unsupported media type".into(),
+            Self::PayloadTooLarge => "the request body is too large for this endpoint".into(),
+            Self::NotFound => "no such resource".into(),
+            Self::MethodNotAllowed => "this resource does not support the method".into(),
+            Self::Csrf(CsrfError::SessionMissing) => {
+                "no session: reload the page and submit the form again".into()
+            }
+            Self::Csrf(CsrfError::TokenMissing) => "the form has no CSRF token".into(),
+            Self::Csrf(CsrfError::TokenMismatch) => {
+                "the form's CSRF token does not match the session".into()
+            }
+            Self::Csrf(CsrfError::CrossSite) => {
+                "cross-site requests may not change state here".into()
+            }
+            Self::RateLimited { retry_after_secs } => {
+                format!("too many requests; retry after {retry_after_secs} s")
+            }
+            Self::Timeout => "the request took too long".into(),
+            Self::NotConfigured { what } => format!("{what} is not available on this deployment"),
+            Self::Internal(_) => "internal server error".into(),
+        }
+    }
+}
+
+impl fmt::Display for AppError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{} ({}): {}", self.code(), self.step(), self.message())
+    }
+}
+
+impl std::error::Error for AppError {}
+
+impl From<dar_core::Error> for AppError {
+    fn from(e: dar_core::Error) -> Self {
+        Self::Protocol(e)
+    }
+}
+
+impl IntoResponse for AppError {
+    fn into_response(self) -> Response {
+        if let Self::Internal(internal) = &self {
+            // The one place internal faults are logged; client faults are not errors.
+            tracing::error!(error = %internal, "internal error");
+        }
+        let status = self.status();
+        let body = json!({ "code": self.code(), "step": self.step(), "message": self.message() });
+        let mut response = (status, axum::Json(body)).into_response();
+        if let Self::RateLimited { retry_after_secs } = self {
+            response
+                .headers_mut()
+                .insert(header::RETRY_AFTER, HeaderValue::from(retry_after_secs));
+        }
+        response
+    }
+}
+
+/// Maps a body-buffering failure: too large, or the connection failed mid-body.
+pub(crate) fn bytes_rejection(rejection: &BytesRejection) -> AppError {
+    if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
+        AppError::PayloadTooLarge
+    } else {
+        AppError::BadRequest {
+            message: "the request body could not be read",
+        }
+    }
+}
+
+/// `axum::Json`, but a body that does not parse becomes an [`AppError`].
+#[derive(Debug, Clone, Copy, Default)]
+pub struct AppJson<T>(pub T);
+
+impl<S, T> FromRequest<S> for AppJson<T>
+where
+    S: Send + Sync,
+    T: DeserializeOwned,
+{
+    type Rejection = AppError;
+
+    async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
+        match axum::Json::<T>::from_request(req, state).await {
+            Ok(axum::Json(value)) => Ok(Self(value)),
+            Err(JsonRejection::MissingJsonContentType(_)) => Err(AppError::UnsupportedMediaType),
+            Err(JsonRejection::BytesRejection(r)) => Err(bytes_rejection(&r)),
+            // The serde message can quote the input: send a fixed message instead.
+            Err(_) => Err(AppError::BadRequest {
+                message: "the JSON body is malformed or lacks a required field",
+            }),
+        }
+    }
+}
+
+impl<T: serde::Serialize> IntoResponse for AppJson<T> {
+    fn into_response(self) -> Response {
+        axum::Json(self.0).into_response()
+    }
+}
+
+/// `axum::Form`, but a body that does not parse becomes an [`AppError`].
+///
+/// Forms that change state on behalf of a signed-in user use
+/// [`CsrfForm`](crate::security::CsrfForm) instead, which also checks the CSRF token.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct AppForm<T>(pub T);
+
+impl<S, T> FromRequest<S> for AppForm<T>
+where
+    S: Send + Sync,
+    T: DeserializeOwned,
+{
+    type Rejection = AppError;
+
+    async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
+        match axum::Form::<T>::from_request(req, state).await {
+            Ok(axum::Form(value)) => Ok(Self(value)),
+            Err(rejection) => Err(form_rejection(&rejection)),
+        }
+    }
+}
+
+pub(crate) fn form_rejection(rejection: &FormRejection) -> AppError {
+    match rejection {
+        FormRejection::InvalidFormContentType(_) => AppError::UnsupportedMediaType,
+        FormRejection::BytesRejection(r) => bytes_rejection(r),
+        // The serde message can quote the input: send a fixed message instead.
+        _ => AppError::BadRequest {
+            message: "the form body is malformed or lacks a required field",
+        },
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,118 @@
+//! The dar HTTPS server: the axum application that publishes a deployment's Delegated Account
+//! Recovery configuration (draft-hill-delegated-recovery §2) and will host both roles'
+//! protocol endpoints and pages.
+//!
+//! What it does now:
+//!
+//! - [`config`]: reads and checks the deployment's TOML file (unknown keys refused, every
+//!   error names the key and the file, no secret ever printed).
+//! - [`tls`]: rustls (TLS 1.2 and 1.3, aws-lc-rs) from PEM files, or a local CA generated once
+//!   for development and tests.
+//! - [`app`]: the HTTPS application. The configuration document at
+//!   `/.well-known/delegated-account-recovery/configuration` (one document for both roles);
+//!   the token-status route as a placeholder; JSON errors ([`error::AppError`]); security
+//!   headers, body limits, a request timeout, per-client rate limits, and the CSRF defences
+//!   ([`security`]).
+//! - [`http_app`]: the plain-http listener, which answers every request with 401 and an empty
+//!   body and never redirects (§2, §3).
+//! - [`serve`]: binds both, logs one line per request (method, path without query, status,
+//!   latency), and shuts down gracefully on SIGINT or SIGTERM.
+//!
+//! What it does not do yet: the protocol endpoints (save-token, recover-account and their
+//! returns, token-status) and the user pages belong to the role crates, which plug in through
+//! [`Roles`] and [`app_with`]; storage (`database`) is not opened. The configuration
+//! document is already complete, since it needs only public keys and URLs.
+//!
+//! ```no_run
+//! # async fn run() -> Result<(), dar_server::ServerError> {
+//! let config = dar_server::config::Config::load("dar.toml".as_ref())?;
+//! dar_server::init_tracing(&config.log)?;
+//! dar_server::serve(config).await
+//! # }
+//! ```
+//!
+//! Tests drive the application without sockets:
+//!
+//! ```ignore
+//! use tower::ServiceExt as _;
+//! // The rate limiter keys by peer address: give the request one.
+//! request.extensions_mut().insert(axum::extract::ConnectInfo(peer));
+//! let response = dar_server::app(state).oneshot(request).await?;
+//! ```
+
+#![forbid(unsafe_code)]
+// Unit tests may unwrap and panic: a panic is a test failure.
+#![cfg_attr(test, allow(clippy::unwrap_used, clippy::expect_used, clippy::panic))]
+
+pub mod config;
+pub mod error;
+pub mod security;
+mod server;
+mod state;
+pub mod tls;
+mod wellknown;
+
+#[cfg(test)]
+mod testutil;
+
+use axum::Router;
+use axum::extract::DefaultBodyLimit;
+use axum::http::StatusCode;
+use axum::middleware::{from_fn, from_fn_with_state};
+use tower_http::limit::RequestBodyLimitLayer;
+use tower_http::timeout::TimeoutLayer;
+
+pub use crate::server::{
+    Running, SHUTDOWN_GRACE, ServerError, http_app, init_tracing, serve, start,
+};
+pub use crate::state::{
+    AccountProviderSlot, AppState, COOKIE_KEY_LEN, RecoveryProviderSlot, Roles, generate_cookie_key,
+};
+pub use crate::wellknown::{CONFIGURATION_CACHE_CONTROL, TOKEN_STATUS_BODY_LIMIT};
+
+use crate::error::AppError;
+
+/// The HTTPS application: the well-known routes and every defence layer.
+///
+/// The rate limiter keys clients by `ConnectInfo<SocketAddr>`: serve it with
+/// `into_make_service_with_connect_info::<SocketAddr>()` (as [`start`] does), or in tests insert
+/// an `axum::extract::ConnectInfo<SocketAddr>` into the request's extensions.
+pub fn app(state: AppState) -> Router {
+    app_with(state, Router::new())
+}
+
+/// The HTTPS application with extra routes: the seam where the role crates' routers plug in
+/// (and where tests add probe routes). The extra routes get every layer [`app`] has; a route
+/// that needs a larger body than `limits.body_limit_bytes` cannot have one (the outer limit
+/// holds), a smaller one is set with a per-route `DefaultBodyLimit`.
+pub fn app_with(state: AppState, routes: Router<AppState>) -> Router {
+    let limits = state.limits().clone();
+    // Layers run outermost last-added first: log, headers, error shape, rate limit, timeout,
+    // body limit, cross-site guard, then the route.
+    Router::new()
+        .merge(wellknown::routes())
+        .merge(routes)
+        .fallback(not_found)
+        .layer(DefaultBodyLimit::max(limits.body_limit_bytes))
+        .layer(from_fn_with_state(
+            state.clone(),
+            security::same_origin_guard,
+        ))
+        .layer(RequestBodyLimitLayer::new(limits.body_limit_bytes))
+        .layer(TimeoutLayer::with_status_code(
+            StatusCode::SERVICE_UNAVAILABLE,
+            limits.request_timeout,
+        ))
+        .layer(security::rate_limit_layer(state.rate_limit()))
+        .layer(from_fn(security::shape_errors))
+        .layer(from_fn_with_state(
+            state.clone(),
+            security::security_headers,
+        ))
+        .layer(from_fn(server::log_request))
+        .with_state(state)
+}
+
+async fn not_found() -> AppError {
+    AppError::NotFound
+}

@@ -1,0 +1,303 @@
+//! Binding, serving, logging and shutting down.
+
+use std::net::SocketAddr;
+use std::time::{Duration, Instant};
+
+use axum::Router;
+use axum::body::Body;
+use axum::extract::Request;
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+use axum_server::Handle;
+use axum_server::tls_rustls::RustlsConfig;
+use tokio::task::JoinSet;
+use tracing_subscriber::EnvFilter;
+
+use crate::config::{Config, ConfigError, LogFormat, LogSettings};
+use crate::state::AppState;
+use crate::tls::{self, TlsError};
+
+/// How long in-flight requests may run on after a shutdown signal.
+pub const SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
+/// How long a client may take to send its request headers (slow-loris defence).
+const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(10);
+/// How often idle rate-limit entries are dropped.
+const RATE_LIMIT_CLEANUP: Duration = Duration::from_secs(60);
+/// The longest path written to the log.
+const MAX_LOGGED_PATH: usize = 200;
+
+/// Why the server could not start or stopped with a fault.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ServerError {
+    /// The configuration or a key file is not usable.
+    #[error(transparent)]
+    Config(#[from] ConfigError),
+    /// TLS cannot be set up.
+    #[error(transparent)]
+    Tls(#[from] TlsError),
+    /// A listener cannot be bound.
+    #[error("cannot listen on {addr}: {source}")]
+    Bind {
+        /// The address.
+        addr: SocketAddr,
+        /// The I/O error.
+        #[source]
+        source: std::io::Error,
+    },
+    /// A listener failed while serving.
+    #[error("server failed: {0}")]
+    Serve(#[source] std::io::Error),
+    /// The log subscriber cannot be installed.
+    #[error("cannot start logging: {0}")]
+    Logging(String),
+}
+
+/// Installs the global log subscriber: compact lines or JSON objects, filtered by `RUST_LOG`
+/// or else `log.level`. Request logs carry method, path (never the query), status and
+/// latency, nothing else.
+///
+/// # Errors
+///
+/// [`ServerError::Logging`] when the filter does not parse or a subscriber is already set.
+pub fn init_tracing(log: &LogSettings) -> Result<(), ServerError> {
+    let filter = match EnvFilter::try_from_default_env() {
+        Ok(filter) => filter,
+        Err(_) => {
+            EnvFilter::try_new(&log.level).map_err(|e| ServerError::Logging(e.to_string()))?
+        }
+    };
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+        .with_writer(std::io::stderr);
+    let result = match log.format {
+        LogFormat::Json => builder.json().try_init(),
+        LogFormat::Compact => builder.compact().try_init(),
+    };
+    result.map_err(|e| ServerError::Logging(e.to_string()))
+}
+
+/// Middleware: one log line per request with the method, the path without its query (queries
+/// can carry codes and hints), the status and the latency.
+pub(crate) async fn log_request(req: Request, next: Next) -> Response {
+    let method = req.method().clone();
+    let path: String = req.uri().path().chars().take(MAX_LOGGED_PATH).collect();
+    let start = Instant::now();
+    let response = next.run(req).await;
+    let status = response.status().as_u16();
+    let latency_ms = start.elapsed().as_secs_f64() * 1000.0;
+    if response.status().is_server_error() {
+        tracing::warn!(target: "dar_server::access", %method, %path, status, latency_ms, "request");
+    } else {
+        tracing::info!(target: "dar_server::access", %method, %path, status, latency_ms, "request");
+    }
+    response
+}
+
+/// The plain-http listener's only answer: 401, empty body, no `Location` (§2, §3: the
+/// configuration and protocol paths over http "MUST NOT redirect" and "MUST yield an empty
+/// response body and an HTTP status code 401"). Every path gets it, so no protocol path can
+/// be missed.
+async fn plain_http_refusal() -> Response {
+    (
+        StatusCode::UNAUTHORIZED,
+        [(header::CACHE_CONTROL, HeaderValue::from_static("no-store"))],
+        Body::empty(),
+    )
+        .into_response()
+}
+
+/// The plain-http application: 401 with an empty body for every request.
+pub fn http_app() -> Router {
+    Router::new()
+        .fallback(plain_http_refusal)
+        .layer(axum::middleware::from_fn(log_request))
+}
+
+/// A started server: its bound addresses and the means to stop it.
+#[derive(Debug)]
+pub struct Running {
+    handle: Handle<SocketAddr>,
+    https_addr: SocketAddr,
+    http_addr: Option<SocketAddr>,
+    servers: JoinSet<std::io::Result<()>>,
+    cleanup: tokio::task::JoinHandle<()>,
+}
+
+impl Running {
+    /// The HTTPS listener's address (with the OS-assigned port when `listen` had port 0).
+    pub fn https_addr(&self) -> SocketAddr {
+        self.https_addr
+    }
+
+    /// The plain-http listener's address, when `http_listen` is set.
+    pub fn http_addr(&self) -> Option<SocketAddr> {
+        self.http_addr
+    }
+
+    /// Stops accepting connections, lets in-flight requests finish for up to `grace`, then
+    /// closes what is left and waits for the listeners to end.
+    ///
+    /// # Errors
+    ///
+    /// [`ServerError::Serve`] when a listener had failed.
+    pub async fn shutdown(mut self, grace: Duration) -> Result<(), ServerError> {
+        self.handle.graceful_shutdown(Some(grace));
+        let mut result = Ok(());
+        while let Some(joined) = self.servers.join_next().await {
+            let outcome = joined
+                .map_err(|e| ServerError::Serve(std::io::Error::other(e.to_string())))
+                .and_then(|r| r.map_err(ServerError::Serve));
+            if result.is_ok() {
+                result = outcome;
+            }
+        }
+        self.cleanup.abort();
+        result
+    }
+
+    /// Waits until a listener stops on its own, which only happens on a fault.
+    async fn failed(&mut self) -> ServerError {
+        match self.servers.join_next().await {
+            Some(Ok(Err(e))) => ServerError::Serve(e),
+            Some(Err(e)) => ServerError::Serve(std::io::Error::other(e.to_string())),
+            Some(Ok(Ok(()))) | None => {
+                ServerError::Serve(std::io::Error::other("a listener stopped unexpectedly"))
+            }
+        }
+    }
+}
+
+fn bind(addr: SocketAddr) -> Result<std::net::TcpListener, ServerError> {
+    std::net::TcpListener::bind(addr).map_err(|source| ServerError::Bind { addr, source })
+}
+
+/// Binds the listeners and starts serving `app` over HTTPS (and the 401-only application over
+/// http when `http_listen` is set). Returns once both listen.
+///
+/// # Errors
+///
+/// [`ServerError::Tls`] when TLS cannot be set up, [`ServerError::Bind`] when an address
+/// cannot be bound.
+pub async fn start(config: &Config, state: &AppState, app: Router) -> Result<Running, ServerError> {
+    let tls_config = tls::server_config_for(&config.tls, &config.local_tls_names())?;
+    let handle = Handle::<SocketAddr>::new();
+    let mut servers = JoinSet::new();
+
+    let https = bind(config.listen)?;
+    let https_addr = https.local_addr().map_err(|source| ServerError::Bind {
+        addr: config.listen,
+        source,
+    })?;
+    let mut server = axum_server::from_tcp_rustls(https, RustlsConfig::from_config(tls_config))
+        .map_err(|source| ServerError::Bind {
+            addr: https_addr,
+            source,
+        })?
+        .handle(handle.clone());
+    server
+        .http_builder()
+        .http1()
+        .header_read_timeout(HEADER_READ_TIMEOUT);
+    servers.spawn(server.serve(app.into_make_service_with_connect_info::<SocketAddr>()));
+
+    let http_addr = match config.http_listen {
+        None => None,
+        Some(addr) => {
+            let listener = bind(addr)?;
+            let bound = listener
+                .local_addr()
+                .map_err(|source| ServerError::Bind { addr, source })?;
+            let mut server = axum_server::from_tcp(listener)
+                .map_err(|source| ServerError::Bind { addr, source })?
+                .handle(handle.clone());
+            server
+                .http_builder()
+                .http1()
+                .header_read_timeout(HEADER_READ_TIMEOUT);
+            servers.spawn(server.serve(http_app().into_make_service()));
+            Some(bound)
+        }
+    };
+
+    let limiter = state.rate_limit();
+    let cleanup = tokio::spawn(async move {
+        let mut tick = tokio::time::interval(RATE_LIMIT_CLEANUP);
+        loop {
+            tick.tick().await;
+            limiter.limiter().retain_recent();
+        }
+    });
+
+    Ok(Running {
+        handle,
+        https_addr,
+        http_addr,
+        servers,
+        cleanup,
+    })
+}
+
+/// Runs the deployment: reads the key files, binds, serves until SIGINT or SIGTERM, then
+/// shuts down gracefully (in-flight requests get [`SHUTDOWN_GRACE`]).
+///
+/// # Errors
+///
+/// A [`ServerError`] when the keys, TLS or a listener cannot be set up, or a listener fails.
+pub async fn serve(config: Config) -> Result<(), ServerError> {
+    let state = AppState::load(&config)?;
+    let mut running = start(&config, &state, crate::app(state.clone())).await?;
+    tracing::info!(
+        https = %running.https_addr(),
+        http = ?running.http_addr(),
+        public_origin = %config.public_origin,
+        account_provider = state.roles().account_provider.is_some(),
+        recovery_provider = state.roles().recovery_provider.is_some(),
+        database = config.database.scheme(),
+        "dar server listening"
+    );
+    let failure = tokio::select! {
+        () = shutdown_signal() => None,
+        error = running.failed() => Some(error),
+    };
+    match failure {
+        None => {
+            tracing::info!("shutting down: finishing in-flight requests");
+            running.shutdown(SHUTDOWN_GRACE).await
+        }
+        Some(error) => {
+            // Stop the other listener too before reporting.
+            let _ = running.shutdown(Duration::ZERO).await;
+            Err(error)
+        }
+    }
+}
+
+/// Resolves on SIGINT (Ctrl-C) or SIGTERM.
+async fn shutdown_signal() {
+    let interrupt = async {
+        if tokio::signal::ctrl_c().await.is_err() {
+            std::future::pending::<()>().await;
+        }
+    };
+    #[cfg(unix)]
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut signal) => {
+                signal.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let terminate = std::future::pending::<()>();
+    tokio::select! {
+        () = interrupt => {}
+        () = terminate => {}
+    }
+}
+
+#[cfg(test)]
+mod tests;
