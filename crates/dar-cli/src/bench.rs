@@ -155,48 +155,104 @@ fn measure(
     }
 }
 
+/// Operations per second of the four operations, each measured for `budget` on one thread.
+#[derive(Debug, Clone, Copy, Default)]
+struct Rates {
+    issue: f64,
+    rp_validate: f64,
+    countersign: f64,
+    ap_validate: f64,
+}
+
+impl Rates {
+    fn measure(budget: Duration) -> Result<Self, Failure> {
+        let f = Fixture::new()?;
+        let recovery = f.issue(0).map_err(setup_error)?;
+        let countersigned = f.countersign(&recovery).map_err(setup_error)?;
+        Ok(Self {
+            issue: measure(budget, |i| f.issue(i).map(|b| drop(black_box(b))))?,
+            rp_validate: measure(budget, |_| f.rp_validate(black_box(&recovery)))?,
+            countersign: measure(budget, |_| {
+                f.countersign(black_box(&recovery))
+                    .map(|b| drop(black_box(b)))
+            })?,
+            ap_validate: measure(budget, |_| f.ap_validate(black_box(&countersigned)))?,
+        })
+    }
+
+    /// The same measurement on `threads` threads at once; rates are summed.
+    fn measure_parallel(budget: Duration, threads: usize) -> Result<Self, Failure> {
+        std::thread::scope(|scope| {
+            let handles: Vec<_> = (0..threads)
+                .map(|_| scope.spawn(|| Self::measure(budget)))
+                .collect();
+            let mut total = Self::default();
+            for handle in handles {
+                let r = handle
+                    .join()
+                    .map_err(|_| Failure::usage("a benchmark thread failed"))??;
+                total.issue += r.issue;
+                total.rp_validate += r.rp_validate;
+                total.countersign += r.countersign;
+                total.ap_validate += r.ap_validate;
+            }
+            Ok(total)
+        })
+    }
+
+    fn json(&self) -> serde_json::Value {
+        json!({
+            "issue": self.issue.round(),
+            "rp_validate": self.rp_validate.round(),
+            "countersign": self.countersign.round(),
+            "ap_validate": self.ap_validate.round(),
+        })
+    }
+
+    fn print(&self, heading: &str) {
+        println!("{heading}");
+        for (name, ops) in [
+            ("issue", self.issue),
+            ("rp_validate", self.rp_validate),
+            ("countersign", self.countersign),
+            ("ap_validate", self.ap_validate),
+        ] {
+            println!("  {name:<12} {ops:>10.0} ops/s");
+        }
+    }
+}
+
 pub(crate) fn run(args: &BenchArgs) -> Result<(), Failure> {
     if !args.seconds.is_finite() || args.seconds < 1.0 || args.seconds > 600.0 {
         return Err(Failure::usage("--seconds must be between 1 and 600"));
     }
     let budget = Duration::from_secs_f64(args.seconds);
-    let f = Fixture::new()?;
-    let recovery = f.issue(0).map_err(setup_error)?;
-    let countersigned = f.countersign(&recovery).map_err(setup_error)?;
-
-    let issue = measure(budget, |i| f.issue(i).map(|b| drop(black_box(b))))?;
-    let rp_validate = measure(budget, |_| f.rp_validate(black_box(&recovery)))?;
-    let countersign = measure(budget, |_| {
-        f.countersign(black_box(&recovery))
-            .map(|b| drop(black_box(b)))
-    })?;
-    let ap_validate = measure(budget, |_| f.ap_validate(black_box(&countersigned)))?;
-
+    let single = Rates::measure(budget)?;
+    let cores = std::thread::available_parallelism().map_or(1, usize::from);
+    let all = if args.all_cores && cores > 1 {
+        Some(Rates::measure_parallel(budget, cores)?)
+    } else {
+        None
+    };
     let backend = dar_core::default_backend().name();
     if args.json {
-        crate::output::print_json(&json!({
+        let mut out = json!({
             "backend": backend,
             "threads": 1,
             "seconds_per_op": args.seconds,
-            "ops": {
-                "issue": issue.round(),
-                "rp_validate": rp_validate.round(),
-                "countersign": countersign.round(),
-                "ap_validate": ap_validate.round(),
-            }
-        }));
+            "ops": single.json(),
+        });
+        if let Some(all) = &all {
+            out["all_cores"] = json!({ "threads": cores, "ops": all.json() });
+        }
+        crate::output::print_json(&out);
     } else {
-        println!(
+        single.print(&format!(
             "backend {backend}, one thread, {:.1} s per operation",
             args.seconds
-        );
-        for (name, ops) in [
-            ("issue", issue),
-            ("rp_validate", rp_validate),
-            ("countersign", countersign),
-            ("ap_validate", ap_validate),
-        ] {
-            println!("  {name:<12} {ops:>10.0} ops/s");
+        ));
+        if let Some(all) = &all {
+            all.print(&format!("all {cores} cores at once (rates summed)"));
         }
     }
     Ok(())

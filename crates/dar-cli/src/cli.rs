@@ -245,6 +245,9 @@ pub(crate) struct BenchArgs {
     /// Seconds to spend on each operation (at least 1).
     #[arg(long, default_value_t = 1.0)]
     pub(crate) seconds: f64,
+    /// Also run every operation on all cores at once and report the summed rates.
+    #[arg(long)]
+    pub(crate) all_cores: bool,
     /// Print one JSON object.
     #[arg(long)]
     pub(crate) json: bool,
