@@ -140,9 +140,7 @@ impl HttpConfigSource {
             }
             roots.extend(bundle);
         }
-        let resolver = PublicResolver {
-            allow_non_public: settings.danger_allow_non_public_addresses,
-        };
+        let resolver = PublicResolver::new(settings.danger_allow_non_public_addresses);
         let client = Client::builder()
             // §1.8, §2: never follow a redirect; a 3xx is answered as an error.
             .redirect(redirect::Policy::none())
@@ -330,16 +328,39 @@ fn find_in_chain<'a, T: StdError + 'static>(error: &'a (dyn StdError + 'static))
 /// Resolves names with the system resolver and keeps only addresses a fetch may use (§1.8):
 /// the check is on the resolved addresses, so a public name pointing at `127.0.0.1` is
 /// refused too. The connection then goes to exactly the addresses checked here.
+///
+/// Public so other outbound clients (the server's status callbacks) install the same check with
+/// `reqwest::ClientBuilder::dns_resolver`. Address literals never reach a resolver: check them
+/// with [`is_public`](crate::address::is_public) before sending. A refusal appears in reqwest's
+/// error source chain as a [`ResolveFailure`].
 #[derive(Debug, Clone, Copy)]
-struct PublicResolver {
+pub struct PublicResolver {
     allow_non_public: bool,
 }
 
+impl PublicResolver {
+    /// A resolver that refuses non-public addresses unless
+    /// `danger_allow_non_public_addresses`.
+    ///
+    /// # Security
+    ///
+    /// With `danger_allow_non_public_addresses`, whoever names the host can make the client
+    /// reach this server's own network (§1.8). For tests and local demos only.
+    pub fn new(danger_allow_non_public_addresses: bool) -> Self {
+        Self {
+            allow_non_public: danger_allow_non_public_addresses,
+        }
+    }
+}
+
 /// Why [`PublicResolver`] gave no address; found again in reqwest's error chain.
+#[non_exhaustive]
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
-enum ResolveFailure {
+pub enum ResolveFailure {
+    /// The name does not resolve.
     #[error("the name does not resolve")]
     Lookup,
+    /// Every address the name resolves to is non-public.
     #[error("the name resolves only to non-public addresses")]
     NonPublic,
 }

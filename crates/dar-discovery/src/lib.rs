@@ -87,7 +87,7 @@ mod response;
 #[cfg(feature = "http")]
 pub use cache::{MonotonicClock, SystemClock};
 #[cfg(feature = "http")]
-pub use http::{BuildError, HttpConfigSource, HttpSettings};
+pub use http::{BuildError, HttpConfigSource, HttpSettings, PublicResolver, ResolveFailure};
 
 /// Why a configuration document could not be obtained. Every variant is a refusal to trust the
 /// other side; none leaves anything cached. No variant carries any part of a response body.

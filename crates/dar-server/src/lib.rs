@@ -46,6 +46,7 @@
 
 pub mod config;
 pub mod error;
+pub mod outbox;
 pub mod security;
 mod server;
 mod state;
