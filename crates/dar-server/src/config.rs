@@ -11,7 +11,7 @@
 //!
 //! The documented example is `crates/dar-server/examples/dar.toml`.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
 use std::net::{IpAddr, SocketAddr};
 use std::path::{Path, PathBuf};
@@ -147,6 +147,10 @@ pub struct AccountProviderSettings {
     pub allowed_recovery_providers: Vec<Origin>,
     /// `status_requested`: set the status-requested option on issued tokens (§3.6).
     pub status_requested: bool,
+    /// `[account_provider.status_addresses]`: per allowed recovery provider (origin as the
+    /// key), the addresses (`address/prefix` or a bare address) its token-status calls may
+    /// come from (§3.6.2). A recovery provider not listed may call from any address.
+    pub status_addresses: Vec<(Origin, Vec<dar_account_provider::IpRange>)>,
 }
 
 /// `[recovery_provider]`: this deployment saves tokens for its users and countersigns them.
@@ -356,6 +360,8 @@ struct RawAccountProvider {
     allowed_recovery_providers: Vec<String>,
     #[serde(default)]
     status_requested: bool,
+    #[serde(default)]
+    status_addresses: BTreeMap<String, Vec<String>>,
 }
 
 #[derive(Deserialize)]
@@ -851,6 +857,30 @@ impl Checker<'_> {
                 "must list at least one recovery provider origin",
             ));
         }
+        let key = "account_provider.status_addresses";
+        let mut status_addresses = Vec::with_capacity(raw.status_addresses.len());
+        for (origin, ranges) in &raw.status_addresses {
+            let origin = self
+                .origins(key, std::slice::from_ref(origin), development)?
+                .into_iter()
+                .next()
+                .ok_or_else(|| self.invalid(key, "an origin is missing"))?;
+            if !allowed_recovery_providers.contains(&origin) {
+                return Err(self.invalid(
+                    key,
+                    format!("{origin} is not in allowed_recovery_providers"),
+                ));
+            }
+            let ranges = ranges
+                .iter()
+                .map(|r| {
+                    dar_account_provider::IpRange::from_str(r).map_err(|_| {
+                        self.invalid(key, format!("{r} is not an address or address/prefix"))
+                    })
+                })
+                .collect::<Result<Vec<_>, _>>()?;
+            status_addresses.push((origin, ranges));
+        }
         Ok(AccountProviderSettings {
             signing_keys,
             sealing_keys,
@@ -869,6 +899,7 @@ impl Checker<'_> {
             )?,
             allowed_recovery_providers,
             status_requested: raw.status_requested,
+            status_addresses,
         })
     }
 

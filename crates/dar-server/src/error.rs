@@ -53,6 +53,11 @@ pub enum AppError {
     NotFound,
     /// The route exists but not for this method.
     MethodNotAllowed,
+    /// The route exists but refuses this method, for the reason given (405).
+    WrongMethod {
+        /// A fixed explanation.
+        message: &'static str,
+    },
     /// The CSRF defences refused the request (403).
     Csrf(CsrfError),
     /// The client sent too many requests; retry after this many seconds.
@@ -67,6 +72,12 @@ pub enum AppError {
         /// What is missing, e.g. `"the token status endpoint"`.
         what: &'static str,
     },
+    /// The account provider role refused the request (its error names the code and step).
+    AccountProvider(dar_account_provider::AccountProviderError),
+    /// The recovery provider role refused the request (its error names the code and step).
+    RecoveryProvider(dar_recovery_provider::RecoveryProviderError),
+    /// The database cannot be reached; the request may be retried later (503).
+    StorageUnavailable,
     /// A fault of the server, not of the request. Logged; the client sees a generic body.
     Internal(Internal),
 }
@@ -118,13 +129,17 @@ impl AppError {
     pub fn status(&self) -> StatusCode {
         match self {
             Self::Protocol(_) | Self::BadRequest { .. } => StatusCode::BAD_REQUEST,
+            Self::AccountProvider(e) => account_provider_status(e),
+            Self::RecoveryProvider(e) => recovery_provider_status(e),
             Self::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             Self::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
             Self::NotFound => StatusCode::NOT_FOUND,
-            Self::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
+            Self::MethodNotAllowed | Self::WrongMethod { .. } => StatusCode::METHOD_NOT_ALLOWED,
             Self::Csrf(_) => StatusCode::FORBIDDEN,
             Self::RateLimited { .. } => StatusCode::TOO_MANY_REQUESTS,
-            Self::Timeout | Self::NotConfigured { .. } => StatusCode::SERVICE_UNAVAILABLE,
+            Self::Timeout | Self::NotConfigured { .. } | Self::StorageUnavailable => {
+                StatusCode::SERVICE_UNAVAILABLE
+            }
             Self::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
@@ -133,11 +148,13 @@ impl AppError {
     pub fn code(&self) -> &'static str {
         match self {
             Self::Protocol(e) => e.code(),
+            Self::AccountProvider(e) => e.code(),
+            Self::RecoveryProvider(e) => e.code(),
             Self::BadRequest { .. } => "bad_request",
             Self::UnsupportedMediaType => "unsupported_media_type",
             Self::PayloadTooLarge => "payload_too_large",
             Self::NotFound => "not_found",
-            Self::MethodNotAllowed => "method_not_allowed",
+            Self::MethodNotAllowed | Self::WrongMethod { .. } => "method_not_allowed",
             Self::Csrf(CsrfError::SessionMissing) => "csrf_session_missing",
             Self::Csrf(CsrfError::TokenMissing) => "csrf_token_missing",
             Self::Csrf(CsrfError::TokenMismatch) => "csrf_token_mismatch",
@@ -145,6 +162,7 @@ impl AppError {
             Self::RateLimited { .. } => "rate_limited",
             Self::Timeout => "timeout",
             Self::NotConfigured { .. } => "not_configured",
+            Self::StorageUnavailable => "storage_unavailable",
             Self::Internal(_) => "internal",
         }
     }
@@ -154,8 +172,11 @@ impl AppError {
     pub fn step(&self) -> &'static str {
         match self {
             Self::Protocol(e) => e.step(),
+            Self::AccountProvider(e) => e.step(),
+            Self::RecoveryProvider(e) => e.step(),
             Self::Csrf(_) => "§6.5",
             Self::NotConfigured { .. } => "configuration",
+            Self::StorageUnavailable => "server",
             Self::Internal(_) => "server",
             _ => "request",
         }
@@ -165,7 +186,16 @@ impl AppError {
     pub fn message(&self) -> String {
         match self {
             Self::Protocol(e) => e.to_string(),
-            Self::BadRequest { message } => (*message).to_owned(),
+            // Storage details are for the log only.
+            Self::AccountProvider(dar_account_provider::AccountProviderError::Store(_)) => {
+                "the account provider's storage failed; try again later".into()
+            }
+            Self::AccountProvider(e) => e.to_string(),
+            Self::RecoveryProvider(e) if !e.is_client_fault() => {
+                "the recovery provider's storage failed; try again later".into()
+            }
+            Self::RecoveryProvider(e) => e.to_string(),
+            Self::BadRequest { message } | Self::WrongMethod { message } => (*message).to_owned(),
             Self::UnsupportedMediaType => "the request body has an unsupported media type".into(),
             Self::PayloadTooLarge => "the request body is too large for this endpoint".into(),
             Self::NotFound => "no such resource".into(),
@@ -185,6 +215,7 @@ impl AppError {
             }
             Self::Timeout => "the request took too long".into(),
             Self::NotConfigured { what } => format!("{what} is not available on this deployment"),
+            Self::StorageUnavailable => "the database is unavailable; try again later".into(),
             Self::Internal(_) => "internal server error".into(),
         }
     }
@@ -204,11 +235,72 @@ impl From<dar_core::Error> for AppError {
     }
 }
 
+/// The status of an account provider refusal: storage faults are the server's, discovery
+/// faults the peer's (502), the rest the request's.
+fn account_provider_status(e: &dar_account_provider::AccountProviderError) -> StatusCode {
+    use dar_account_provider::{AccountProviderError as E, StoreFailure};
+    match e {
+        E::Store(StoreFailure::Unavailable) => StatusCode::SERVICE_UNAVAILABLE,
+        E::Store(_) | E::TooManyPublishedKeys | E::RetiringCurrentKey | E::InvalidAddressRange => {
+            StatusCode::INTERNAL_SERVER_ERROR
+        }
+        E::Discovery(_) | E::NotARecoveryProvider => StatusCode::BAD_GATEWAY,
+        E::RateLimited => StatusCode::TOO_MANY_REQUESTS,
+        E::ForbiddenAddress | E::UnknownRecoveryProvider => StatusCode::FORBIDDEN,
+        _ => StatusCode::BAD_REQUEST,
+    }
+}
+
+/// The status of a recovery provider refusal: storage faults are the server's, discovery
+/// faults the peer's (502), missing tokens 404, the rest the request's.
+fn recovery_provider_status(e: &dar_recovery_provider::RecoveryProviderError) -> StatusCode {
+    use dar_recovery_provider::{RecoveryProviderError as E, StoreFault};
+    match e {
+        E::Store(StoreFault::Unavailable) => StatusCode::SERVICE_UNAVAILABLE,
+        _ if !e.is_client_fault() => StatusCode::INTERNAL_SERVER_ERROR,
+        E::Discovery(_) | E::NotAnAccountProvider => StatusCode::BAD_GATEWAY,
+        E::UnknownToken | E::NoMatchingToken | E::UnknownRecovery => StatusCode::NOT_FOUND,
+        E::TokenTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
+        _ => StatusCode::BAD_REQUEST,
+    }
+}
+
+impl From<dar_recovery_provider::RecoveryProviderError> for AppError {
+    fn from(e: dar_recovery_provider::RecoveryProviderError) -> Self {
+        Self::RecoveryProvider(e)
+    }
+}
+
+impl From<dar_account_provider::AccountProviderError> for AppError {
+    fn from(e: dar_account_provider::AccountProviderError) -> Self {
+        Self::AccountProvider(e)
+    }
+}
+
+impl From<dar_store::StoreError> for AppError {
+    fn from(e: dar_store::StoreError) -> Self {
+        match e {
+            dar_store::StoreError::Unavailable => Self::StorageUnavailable,
+            other => Self::internal("database", other),
+        }
+    }
+}
+
 impl IntoResponse for AppError {
     fn into_response(self) -> Response {
         if let Self::Internal(internal) = &self {
             // The one place internal faults are logged; client faults are not errors.
             tracing::error!(error = %internal, "internal error");
+        }
+        if self.status().is_server_error() {
+            // Role errors never hold tokens, keys or codes (their messages name fields).
+            match &self {
+                Self::AccountProvider(e) => tracing::error!(error = %e, "account provider error"),
+                Self::RecoveryProvider(e) => {
+                    tracing::error!(error = %e, "recovery provider error");
+                }
+                _ => {}
+            }
         }
         let status = self.status();
         let body = json!({ "code": self.code(), "step": self.step(), "message": self.message() });

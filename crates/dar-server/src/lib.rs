@@ -1,8 +1,6 @@
 //! The dar HTTPS server: the axum application that publishes a deployment's Delegated Account
-//! Recovery configuration (draft-hill-delegated-recovery §2) and will host both roles'
-//! protocol endpoints and pages.
-//!
-//! What it does now:
+//! Recovery configuration (draft-hill-delegated-recovery §2) and hosts both roles' protocol
+//! endpoints and user pages.
 //!
 //! - [`config`]: reads and checks the deployment's TOML file (unknown keys refused, every
 //!   error names the key and the file, no secret ever printed).
@@ -10,18 +8,26 @@
 //!   for development and tests.
 //! - [`app`]: the HTTPS application. The configuration document at
 //!   `/.well-known/delegated-account-recovery/configuration` (one document for both roles);
-//!   the token-status route as a placeholder; JSON errors ([`error::AppError`]); security
-//!   headers, body limits, a request timeout, per-client rate limits, and the CSRF defences
+//!   the token-status endpoint (§3.6); JSON errors ([`error::AppError`]); security headers,
+//!   body limits, a request timeout, per-client rate limits, and the CSRF defences
 //!   ([`security`]).
+//! - [`auth`]: web accounts on the database (`database`): sign-up with TOTP enrolment,
+//!   sign-in with password then TOTP code, revocable sessions, and the
+//!   [`auth::SignedInUser`] extractor the role pages use.
+//! - [`ap`] and [`rp`]: the account provider's and the recovery provider's pages and
+//!   protocol endpoints, calling the role crates' services ([`AppState::account_provider`],
+//!   [`AppState::recovery_provider`]), which run on the same database and discover peers
+//!   over HTTPS ([`discovery_settings`]). [`pages`] gathers every such route.
 //! - [`http_app`]: the plain-http listener, which answers every request with 401 and an empty
 //!   body and never redirects (§2, §3).
-//! - [`serve`]: binds both, logs one line per request (method, path without query, status,
-//!   latency), and shuts down gracefully on SIGINT or SIGTERM.
+//! - [`serve`]: opens the database, builds the state and [`pages`], binds both listeners,
+//!   logs one line per request (method, path without query, status, latency), and shuts down
+//!   gracefully on SIGINT or SIGTERM.
 //!
-//! What it does not do yet: the protocol endpoints (save-token, recover-account and their
-//! returns, token-status) and the user pages belong to the role crates, which plug in through
-//! [`Roles`] and [`app_with`]; storage (`database`) is not opened. The configuration
-//! document is already complete, since it needs only public keys and URLs.
+//! Not yet here: delivery of the recovery provider's outbox (status callbacks and user
+//! notifications), the account provider's lockout-recovery policy (its recover-account-return
+//! page shows the evidence and unlocks nothing), token binding, and re-authentication before
+//! a recovery beyond the signed-in session's two factors.
 //!
 //! ```no_run
 //! # async fn run() -> Result<(), dar_server::ServerError> {
@@ -44,9 +50,12 @@
 // Unit tests may unwrap and panic: a panic is a test failure.
 #![cfg_attr(test, allow(clippy::unwrap_used, clippy::expect_used, clippy::panic))]
 
+pub mod ap;
+pub mod auth;
 pub mod config;
 pub mod error;
 pub mod outbox;
+pub mod rp;
 pub mod security;
 mod server;
 mod state;
@@ -67,7 +76,8 @@ pub use crate::server::{
     Running, SHUTDOWN_GRACE, ServerError, http_app, init_tracing, serve, start,
 };
 pub use crate::state::{
-    AccountProviderSlot, AppState, COOKIE_KEY_LEN, RecoveryProviderSlot, Roles, generate_cookie_key,
+    AccountProviderService, AccountProviderSlot, AppState, COOKIE_KEY_LEN, RecoveryProviderService,
+    RecoveryProviderSlot, Roles, discovery_settings, generate_cookie_key,
 };
 pub use crate::wellknown::{CONFIGURATION_CACHE_CONTROL, TOKEN_STATUS_BODY_LIMIT};
 
@@ -112,6 +122,17 @@ pub fn app_with(state: AppState, routes: Router<AppState>) -> Router {
         ))
         .layer(from_fn(server::log_request))
         .with_state(state)
+}
+
+/// The user pages and the role routes [`serve`] mounts with [`app_with`]: the account pages
+/// ([`auth::routes`]) and both roles' pages and protocol endpoints ([`ap::routes`],
+/// [`rp::routes`]), at the paths
+/// `state`'s configuration names. They need a state with a database
+/// ([`AppState::with_store`]).
+pub fn pages(state: &AppState) -> Router<AppState> {
+    auth::routes()
+        .merge(ap::routes(state))
+        .merge(rp::routes(state))
 }
 
 async fn not_found() -> AppError {

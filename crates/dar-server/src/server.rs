@@ -49,6 +49,9 @@ pub enum ServerError {
     /// A listener failed while serving.
     #[error("server failed: {0}")]
     Serve(#[source] std::io::Error),
+    /// The database cannot be opened or migrated.
+    #[error("cannot open the database: {0}")]
+    Storage(#[source] dar_store::StoreError),
     /// The log subscriber cannot be installed.
     #[error("cannot start logging: {0}")]
     Logging(String),
@@ -247,8 +250,12 @@ pub async fn start(config: &Config, state: &AppState, app: Router) -> Result<Run
 ///
 /// A [`ServerError`] when the keys, TLS or a listener cannot be set up, or a listener fails.
 pub async fn serve(config: Config) -> Result<(), ServerError> {
-    let state = AppState::load(&config)?;
-    let mut running = start(&config, &state, crate::app(state.clone())).await?;
+    let store = dar_store::Store::connect(config.database.expose())
+        .await
+        .map_err(ServerError::Storage)?;
+    let state = AppState::load_with_store(&config, Some(store))?;
+    let app = crate::app_with(state.clone(), crate::pages(&state));
+    let mut running = start(&config, &state, app).await?;
     tracing::info!(
         https = %running.https_addr(),
         http = ?running.http_addr(),

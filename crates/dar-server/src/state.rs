@@ -6,12 +6,13 @@
 //!
 //! # Seams for the roles
 //!
-//! The role crates (dar-account-provider, dar-recovery-provider) and storage are not wired yet.
-//! [`Roles`] holds, per role, everything dar-core can already build from the configuration: the
-//! loaded signing keys and the [`Sealer`]. When a role crate is ready, its service object
-//! (built from these, a store, a discovery client and a clock) joins its slot, and its routes
-//! are merged through [`crate::app_with`]. The published configuration document is already
-//! complete: it needs only the public keys and endpoint URLs.
+//! [`Roles`] holds, per role, everything dar-core builds from the configuration: the loaded
+//! signing keys and the [`Sealer`]. With a database ([`AppState::with_store`],
+//! [`AppState::load_with_store`]), each configured role's service is built from its slot, the
+//! store and an HTTPS discovery client ([`discovery_settings`]):
+//! [`AppState::account_provider`], [`AppState::recovery_provider`]. Their routes are merged
+//! through [`crate::app_with`] ([`crate::pages`]). Without a database (the tests of the
+//! well-known routes), the role routes answer 503.
 
 use std::path::Path;
 use std::sync::Arc;
@@ -36,6 +37,16 @@ const MAX_KEY_FILE_LEN: u64 = 64 * 1024;
 /// Bytes of a cookie signing key (what `cookie::Key` requires).
 pub const COOKIE_KEY_LEN: usize = 64;
 
+/// The account provider role as the server runs it: the role crate's service on the database,
+/// discovering recovery providers over HTTPS.
+pub type AccountProviderService =
+    dar_account_provider::AccountProvider<dar_store::Store, dar_discovery::HttpConfigSource>;
+
+/// The recovery provider role as the server runs it: the role crate's service on the
+/// database, discovering account providers over HTTPS.
+pub type RecoveryProviderService =
+    dar_recovery_provider::RecoveryProvider<dar_store::Store, dar_discovery::HttpConfigSource>;
+
 /// The account provider's slot: what dar-core builds from `[account_provider]`.
 #[derive(Debug)]
 #[non_exhaustive]
@@ -46,6 +57,8 @@ pub struct AccountProviderSlot {
     pub signing_keys: Vec<SigningKey>,
     /// Seals and opens the tokens' opaque data (§4.1.2).
     pub sealer: Sealer,
+    /// The sealing keys the sealer was built from (the role's key ring needs them).
+    pub sealing_keys: Vec<SealingKey>,
 }
 
 /// The recovery provider's slot: what dar-core builds from `[recovery_provider]`.
@@ -84,6 +97,10 @@ struct Inner {
     csrf_exempt_paths: Vec<String>,
     protocol_paths: Vec<String>,
     roles: Roles,
+    store: Option<dar_store::Store>,
+    account_provider: Option<AccountProviderService>,
+    recovery_provider: Option<RecoveryProviderService>,
+    discovery: Option<dar_discovery::HttpConfigSource>,
     rate_limit: Arc<RateLimitConfig>,
     csp: HeaderValue,
     csp_framable: HeaderValue,
@@ -107,6 +124,18 @@ impl AppState {
     /// file cannot be read or parsed, and [`ConfigError::Invalid`] when the keys or URLs do not
     /// make a valid configuration document (§2).
     pub fn load(config: &Config) -> Result<Self, ConfigError> {
+        Self::load_with_store(config, None)
+    }
+
+    /// As [`AppState::load`], with the database the accounts, sessions and roles use.
+    ///
+    /// # Errors
+    ///
+    /// As [`AppState::load`].
+    pub fn load_with_store(
+        config: &Config,
+        store: Option<dar_store::Store>,
+    ) -> Result<Self, ConfigError> {
         let key_file = |key: &str, path: &Path, reason: &str| ConfigError::KeyFile {
             file: config.file.clone(),
             key: key.to_owned(),
@@ -140,12 +169,13 @@ impl AppState {
                         key_file(key, &k.file, "not an AES-256 key of 64 hex digits")
                     })?);
                 }
-                let sealer = Sealer::new(sealing, ap.current_sealing_key, ap.sealing_layout)
-                    .map_err(|e| ConfigError::Invalid {
-                        file: config.file.clone(),
-                        key: "account_provider.sealing_keys".into(),
-                        reason: e.to_string(),
-                    })?;
+                let sealer =
+                    Sealer::new(sealing.clone(), ap.current_sealing_key, ap.sealing_layout)
+                        .map_err(|e| ConfigError::Invalid {
+                            file: config.file.clone(),
+                            key: "account_provider.sealing_keys".into(),
+                            reason: e.to_string(),
+                        })?;
                 let sealer = if ap.open_darrrr_v0 {
                     sealer.also_open_darrrr_v0()
                 } else {
@@ -155,6 +185,7 @@ impl AppState {
                     settings: ap.clone(),
                     signing_keys: keys,
                     sealer,
+                    sealing_keys: sealing,
                 })
             }
         };
@@ -193,13 +224,14 @@ impl AppState {
             }
         };
 
-        Self::new(
+        Self::build(
             config,
             Roles {
                 account_provider,
                 recovery_provider,
             },
             cookie_key,
+            store,
         )
     }
 
@@ -210,6 +242,29 @@ impl AppState {
     /// [`ConfigError::Invalid`] when the configuration document built from them is not valid
     /// (it is re-read with dar-core's parser before it is ever published).
     pub fn new(config: &Config, roles: Roles, cookie_key: Key) -> Result<Self, ConfigError> {
+        Self::build(config, roles, cookie_key, None)
+    }
+
+    /// As [`AppState::new`], with the database the accounts, sessions and roles use.
+    ///
+    /// # Errors
+    ///
+    /// As [`AppState::new`].
+    pub fn with_store(
+        config: &Config,
+        roles: Roles,
+        cookie_key: Key,
+        store: dar_store::Store,
+    ) -> Result<Self, ConfigError> {
+        Self::build(config, roles, cookie_key, Some(store))
+    }
+
+    fn build(
+        config: &Config,
+        roles: Roles,
+        cookie_key: Key,
+        store: Option<dar_store::Store>,
+    ) -> Result<Self, ConfigError> {
         let invalid = |key: &str, reason: String| ConfigError::Invalid {
             file: config.file.clone(),
             key: key.to_owned(),
@@ -274,6 +329,32 @@ impl AppState {
         // Publish only what dar-core's own reader (the one peers' code mirrors) accepts.
         Configuration::from_json(&json, dev).map_err(|e| invalid("document", e.to_string()))?;
 
+        // One discovery client (and cache) for both roles and the pages.
+        let discovery = match &store {
+            Some(_) => Some(
+                dar_discovery::HttpConfigSource::new(discovery_settings(config)?)
+                    .map_err(|e| invalid("tls", e.to_string()))?,
+            ),
+            None => None,
+        };
+        let account_provider = match (&store, &discovery, &roles.account_provider) {
+            (Some(store), Some(discovery), Some(slot)) => Some(account_provider_service(
+                config,
+                slot,
+                store,
+                discovery.clone(),
+            )?),
+            _ => None,
+        };
+        let recovery_provider = match (&store, &discovery, &roles.recovery_provider) {
+            (Some(store), Some(discovery), Some(slot)) => Some(recovery_provider_service(
+                config,
+                slot,
+                store,
+                discovery.clone(),
+            )?),
+            _ => None,
+        };
         let protocol_paths = config.protocol_paths();
         let mut csrf_exempt_paths = protocol_paths.clone();
         csrf_exempt_paths.push(TOKEN_STATUS_PATH.to_owned());
@@ -290,6 +371,10 @@ impl AppState {
                 csrf_exempt_paths,
                 protocol_paths,
                 roles,
+                store,
+                account_provider,
+                recovery_provider,
+                discovery,
                 rate_limit: Arc::new(rate_limit),
                 csp: security::content_security_policy(false, dev),
                 csp_framable: security::content_security_policy(true, dev),
@@ -327,6 +412,27 @@ impl AppState {
         &self.inner.roles
     }
 
+    /// The database, when one was given ([`AppState::with_store`]).
+    pub fn store(&self) -> Option<&dar_store::Store> {
+        self.inner.store.as_ref()
+    }
+
+    /// The account provider role's service, when this deployment plays it and has a database.
+    pub fn account_provider(&self) -> Option<&AccountProviderService> {
+        self.inner.account_provider.as_ref()
+    }
+
+    /// The recovery provider role's service, when this deployment plays it and has a database.
+    pub fn recovery_provider(&self) -> Option<&RecoveryProviderService> {
+        self.inner.recovery_provider.as_ref()
+    }
+
+    /// The client that fetches peers' configuration documents (shared with the roles), when
+    /// the state has a database.
+    pub fn discovery(&self) -> Option<&dar_discovery::HttpConfigSource> {
+        self.inner.discovery.as_ref()
+    }
+
     /// The configured protocol endpoint paths (not the well-known ones).
     pub fn protocol_paths(&self) -> &[String] {
         &self.inner.protocol_paths
@@ -354,6 +460,146 @@ impl FromRef<AppState> for Key {
     fn from_ref(state: &AppState) -> Self {
         state.inner.cookie_key.clone()
     }
+}
+
+/// The account provider role's service for a slot: its settings from the configuration, its
+/// key ring from the slot's keys, the database, and discovery over HTTPS
+/// ([`discovery_settings`]).
+fn account_provider_service(
+    config: &Config,
+    slot: &AccountProviderSlot,
+    store: &dar_store::Store,
+    discovery: dar_discovery::HttpConfigSource,
+) -> Result<AccountProviderService, ConfigError> {
+    use dar_account_provider::{KeyRing, KnownRecoveryProvider, Settings};
+    let invalid = |key: &str, reason: String| ConfigError::Invalid {
+        file: config.file.clone(),
+        key: key.to_owned(),
+        reason,
+    };
+    let dev = config.development;
+    let url = |key: &str, path: &str| {
+        EndpointUrl::parse(&format!("{}{path}", config.public_origin), dev)
+            .map_err(|e| invalid(key, e.to_string()))
+    };
+    let mut settings = Settings::new(
+        config.public_origin.clone(),
+        url(
+            "account_provider.save_token_return_path",
+            &slot.settings.save_token_return_path,
+        )?,
+        url(
+            "account_provider.recover_account_return_path",
+            &slot.settings.recover_account_return_path,
+        )?,
+    );
+    settings.privacy_policy = Some(config.privacy_policy.clone());
+    settings.icon_152px = Some(config.icon_152px.clone());
+    settings.recovery_providers = slot
+        .settings
+        .allowed_recovery_providers
+        .iter()
+        .map(|origin| {
+            let ranges = slot
+                .settings
+                .status_addresses
+                .iter()
+                .find(|(o, _)| o == origin)
+                .map(|(_, ranges)| ranges.clone());
+            let known = KnownRecoveryProvider::new(origin.clone());
+            match ranges {
+                Some(ranges) => known.with_status_addresses(ranges),
+                None => known,
+            }
+        })
+        .collect();
+    let mut keys = slot.signing_keys.iter();
+    let signing = keys
+        .next()
+        .ok_or_else(|| invalid("account_provider.signing_keys", "no key".into()))?;
+    // The key ring owns its keys: a copy of the current one, the others published only.
+    let signing = SigningKey::from_scalar_bytes(&signing.secret_bytes())
+        .map_err(|e| invalid("account_provider.signing_keys", e.to_string()))?;
+    let ring = KeyRing::from_parts(
+        signing,
+        keys.map(SigningKey::verifying_key).collect(),
+        slot.sealing_keys.clone(),
+        slot.settings.current_sealing_key,
+    )
+    .map_err(|e| invalid("account_provider.sealing_keys", e.to_string()))?;
+    Ok(dar_account_provider::AccountProvider::new(
+        settings,
+        ring,
+        store.clone(),
+        discovery,
+    ))
+}
+
+/// The recovery provider role's service for a slot: the authoritative audiences (default: the
+/// public origin), a copy of the current countersigning key, `token_max_size`, the database,
+/// and discovery over HTTPS ([`discovery_settings`]).
+fn recovery_provider_service(
+    config: &Config,
+    slot: &RecoveryProviderSlot,
+    store: &dar_store::Store,
+    discovery: dar_discovery::HttpConfigSource,
+) -> Result<RecoveryProviderService, ConfigError> {
+    let invalid = |key: &str, reason: String| ConfigError::Invalid {
+        file: config.file.clone(),
+        key: key.to_owned(),
+        reason,
+    };
+    let key = slot
+        .countersign_keys
+        .first()
+        .ok_or_else(|| invalid("recovery_provider.countersign_keys", "no key".into()))?;
+    let key = SigningKey::from_scalar_bytes(&key.secret_bytes())
+        .map_err(|e| invalid("recovery_provider.countersign_keys", e.to_string()))?;
+    let mut audiences = slot.settings.authoritative_audiences.clone();
+    if audiences.is_empty() {
+        audiences.push(config.public_origin.clone());
+    }
+    let mut settings =
+        dar_recovery_provider::RecoveryProviderSettings::new(audiences, Arc::new(key));
+    settings.token_max_size = slot.settings.token_max_size;
+    Ok(dar_recovery_provider::RecoveryProvider::new(
+        settings,
+        store.clone(),
+        discovery,
+    ))
+}
+
+/// How the server fetches peers' configuration documents. In development, loopback and other
+/// non-public addresses and http loopback origins are allowed, and the local CA's certificate
+/// (`tls.local_ca_dir`, created if missing) is trusted, so that two local deployments can talk
+/// to each other. In production, none of that.
+///
+/// # Errors
+///
+/// [`ConfigError::Invalid`] naming `tls.local_ca_dir` when the local CA cannot be created or
+/// read.
+pub fn discovery_settings(config: &Config) -> Result<dar_discovery::HttpSettings, ConfigError> {
+    let mut settings = dar_discovery::HttpSettings::default();
+    if config.development {
+        settings.danger_allow_non_public_addresses = true;
+        settings.danger_allow_http_loopback = true;
+        if let crate::config::TlsSettings::LocalCa { dir, .. } = &config.tls {
+            let ca = crate::tls::ensure_local_ca(dir, &config.local_tls_names()).map_err(|e| {
+                ConfigError::Invalid {
+                    file: config.file.clone(),
+                    key: "tls.local_ca_dir".into(),
+                    reason: e.to_string(),
+                }
+            })?;
+            let pem = std::fs::read(ca.ca_cert_path()).map_err(|e| ConfigError::Invalid {
+                file: config.file.clone(),
+                key: "tls.local_ca_dir".into(),
+                reason: format!("cannot read ca.pem: {}", e.kind()),
+            })?;
+            settings.extra_root_certificates.push(pem);
+        }
+    }
+    Ok(settings)
 }
 
 /// Reads a key file, refusing oversize ones. The error is a fixed description.

@@ -60,6 +60,7 @@ pub(crate) fn roles(config: &Config) -> Roles {
                 settings,
                 signing_keys: vec![SigningKey::from_scalar_bytes(&[7; 32]).unwrap()],
                 sealer: Sealer::new(vec![SealingKey::new(1, [9; 32])], 1, Layout::DarV1).unwrap(),
+                sealing_keys: vec![SealingKey::new(1, [9; 32])],
             }),
         recovery_provider: config
             .recovery_provider

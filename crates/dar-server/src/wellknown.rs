@@ -7,11 +7,18 @@
 use std::convert::Infallible;
 
 use axum::Router;
-use axum::extract::{DefaultBodyLimit, State};
+use std::net::SocketAddr;
+
+use axum::body::Bytes;
+use axum::extract::{ConnectInfo, DefaultBodyLimit, RawQuery, State};
+use axum::http::StatusCode;
 use axum::http::{HeaderValue, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
+use dar_account_provider::TokenStatusForm;
 use dar_core::{CONFIGURATION_PATH, TOKEN_STATUS_PATH};
+use serde::Deserialize;
+use time::OffsetDateTime;
 use tower_http::limit::RequestBodyLimitLayer;
 
 use crate::error::AppError;
@@ -58,19 +65,52 @@ async fn configuration(State(state): State<AppState>) -> Response {
         .into_response()
 }
 
-/// `GET|POST /.well-known/delegated-account-recovery/token-status` (§3.6).
-///
-/// PLACEHOLDER until the account provider role is wired: it answers 503 `not_configured`
-/// on a deployment that plays the account provider, and 404 on one that does not (no such
-/// endpoint exists there). The account provider crate's handler replaces this function; the
-/// route, its methods and its body limit stay.
-async fn token_status(State(state): State<AppState>) -> AppError {
+/// `GET|POST /.well-known/delegated-account-recovery/token-status` (§3.6): the recovery
+/// provider reports a token's lifecycle event. 404 on a deployment that does not play the
+/// account provider, 503 when it has no database. The fields come from the query (GET) or
+/// the form body (POST); the caller is the TCP peer (`ConnectInfo`), which the role checks
+/// against the recovery providers' allowed addresses (§3.6.2). Success is `200` with an
+/// empty body, also for an id this provider never issued (§3.6.1: the caller learns nothing).
+async fn token_status(
+    State(state): State<AppState>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    RawQuery(query): RawQuery,
+    body: Bytes,
+) -> Result<StatusCode, AppError> {
     if state.roles().account_provider.is_none() {
-        return AppError::NotFound;
+        return Err(AppError::NotFound);
     }
-    AppError::NotConfigured {
+    let ap = state.account_provider().ok_or(AppError::NotConfigured {
         what: "the token status endpoint",
+    })?;
+    let fields: StatusFields = if body.is_empty() {
+        serde_urlencoded::from_str(query.as_deref().unwrap_or(""))
+    } else {
+        serde_urlencoded::from_bytes(&body)
     }
+    .map_err(|_| AppError::BadRequest {
+        message: "the token status request is malformed",
+    })?;
+    let (Some(id), Some(status)) = (fields.id.as_deref(), fields.status.as_deref()) else {
+        return Err(AppError::BadRequest {
+            message: "the token status request lacks `id` or `status`",
+        });
+    };
+    let form = TokenStatusForm {
+        id,
+        status,
+        countersigned_id: fields.countersigned_id.as_deref(),
+    };
+    ap.token_status(&form, peer.ip(), OffsetDateTime::now_utc())
+        .await?;
+    Ok(StatusCode::OK)
+}
+
+#[derive(Deserialize)]
+struct StatusFields {
+    id: Option<String>,
+    status: Option<String>,
+    countersigned_id: Option<String>,
 }
 
 #[cfg(test)]

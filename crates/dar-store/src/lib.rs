@@ -19,10 +19,12 @@
 use std::str::FromStr as _;
 use std::time::Duration;
 
+pub use crate::accounts::{Account, AccountId, Factor, SessionRecord};
 use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions};
 
 mod account_provider;
+mod accounts;
 mod recovery_provider;
 
 /// Which database a [`Store`] uses.

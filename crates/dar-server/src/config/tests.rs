@@ -468,3 +468,42 @@ fn config_text_with_rp(line: &str) -> String {
         &format!("countersign_keys = [\"rp.pem\"]\n{line}"),
     )
 }
+
+#[test]
+fn status_addresses_are_parsed_and_checked() {
+    let config = config_with(
+        "",
+        "[account_provider.status_addresses]\n\"https://rp.example.net\" = [\"192.0.2.0/24\", \"2001:db8::1\"]\n",
+    );
+    let ap = config.account_provider.unwrap();
+    assert_eq!(ap.status_addresses.len(), 1);
+    assert_eq!(ap.status_addresses[0].0.as_str(), "https://rp.example.net");
+    assert_eq!(ap.status_addresses[0].1.len(), 2);
+
+    let text = |extra: &str| {
+        format!(
+            "listen = \"127.0.0.1:0\"\npublic_origin = \"https://dar.test\"\n\
+             database = \"sqlite::memory:\"\nprivacy_policy = \"/privacy\"\n\
+             icon_152px = \"/icon.png\"\n[tls]\nlocal_ca_dir = \"tls\"\n\
+             [account_provider]\nsigning_keys = [\"ap.pem\"]\n\
+             sealing_keys = [{{ id = 1, file = \"seal.hex\" }}]\n\
+             allowed_recovery_providers = [\"https://rp.example.net\"]\n{extra}"
+        )
+    };
+    for (extra, needle) in [
+        (
+            "[account_provider.status_addresses]\n\"https://other.example\" = [\"192.0.2.1\"]\n",
+            "not in allowed_recovery_providers",
+        ),
+        (
+            "[account_provider.status_addresses]\n\"https://rp.example.net\" = [\"nonsense\"]\n",
+            "not an address",
+        ),
+    ] {
+        let err = Config::from_toml_str(&text(extra), Path::new("t.toml"), Path::new("/etc/dar"))
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("account_provider.status_addresses"), "{err}");
+        assert!(err.contains(needle), "{err}");
+    }
+}
