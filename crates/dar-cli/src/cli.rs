@@ -33,6 +33,10 @@ pub(crate) enum Command {
     /// Run the HTTPS server of a deployment (its configuration file: see
     /// crates/dar-server/examples/dar.toml).
     Serve(ServeArgs),
+    /// Run the whole story on this machine: an account provider and a recovery provider on
+    /// loopback over HTTPS, and a scripted browser through sign-up, saving a recovery token,
+    /// losing the second factor and recovering (or, with `--serve`, keep both running).
+    Demo(DemoArgs),
 }
 
 #[derive(Debug, Args)]
@@ -261,4 +265,15 @@ pub(crate) struct ServeArgs {
     /// Check the configuration and its key files, then exit (0 valid, 1 invalid).
     #[arg(long)]
     pub(crate) check: bool,
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct DemoArgs {
+    /// The directory to set the demo up in (keys, configuration, databases, the local CA,
+    /// mail); created when missing, and must be empty. Default: a new temporary directory.
+    #[arg(long)]
+    pub(crate) dir: Option<PathBuf>,
+    /// Set both deployments up, print their URLs and keep them running until Ctrl-C.
+    #[arg(long)]
+    pub(crate) serve: bool,
 }

@@ -1,4 +1,5 @@
-//! `dar`: keys, tokens, test vectors and benchmarks for Delegated Account Recovery.
+//! `dar`: keys, tokens, test vectors, benchmarks, the server and the demo for Delegated Account
+//! Recovery.
 //!
 //! The command line is a contract that scripts and conformance checks rely on (see the
 //! repository README): exit status 0 means valid, 1 invalid (with the error's stable code), 2 a
@@ -10,6 +11,7 @@
 
 mod bench;
 mod cli;
+mod demo_cmd;
 mod input;
 mod output;
 mod token_cmd;
@@ -38,6 +40,7 @@ fn main() -> ExitCode {
         Command::Vectors(VectorsCommand::Check(args)) => vectors::check(&args),
         Command::Bench(args) => bench::run(&args),
         Command::Serve(args) => serve(&args),
+        Command::Demo(args) => demo_cmd::run(&args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -175,6 +175,32 @@ pub struct RecoveryProviderSettings {
     /// `allowed_account_providers`: when set, only these issuers' tokens are saved; when
     /// absent, any account provider whose configuration can be fetched.
     pub allowed_account_providers: Option<Vec<Origin>>,
+    /// `[recovery_provider.outbox]`: how `dar serve` delivers status callbacks and user
+    /// notifications.
+    pub outbox: OutboxSettings,
+}
+
+/// `[recovery_provider.outbox]`: the outbox worker `dar serve` runs next to the listeners.
+/// Every key has a default.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct OutboxSettings {
+    /// `interval_secs`: how often due messages are sent (default 10).
+    pub interval: Duration,
+    /// `mail_dir`: where notifications are written as `.eml` files (default `mail`, relative
+    /// to the configuration file).
+    pub mail_dir: PathBuf,
+    /// `mail_from`: the notifications' `From` address (default `dar@<public origin's host>`).
+    pub mail_from: String,
+    /// `site_name`: the recovery provider's name as users know it (default: the public
+    /// origin's host).
+    pub site_name: String,
+    /// `repudiate_url`: the page where a signed-in user repudiates a recovery (default
+    /// `<public_origin>/rp/tokens`).
+    pub repudiate_url: String,
+    /// `recipient_domain`: mail users whose id is not an address at `<id>@<domain>` (default:
+    /// none, such users get no mail).
+    pub recipient_domain: Option<String>,
 }
 
 /// `[limits]`: what one request or one client may cost.
@@ -374,6 +400,19 @@ struct RawRecoveryProvider {
     token_max_size: Option<u64>,
     authoritative_audiences: Option<Vec<String>>,
     allowed_account_providers: Option<Vec<String>>,
+    #[serde(default)]
+    outbox: RawOutbox,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct RawOutbox {
+    interval_secs: Option<u64>,
+    mail_dir: Option<PathBuf>,
+    mail_from: Option<String>,
+    site_name: Option<String>,
+    repudiate_url: Option<String>,
+    recipient_domain: Option<String>,
 }
 
 #[derive(Deserialize, Default)]
@@ -407,6 +446,7 @@ const DEFAULT_SAVE_TOKEN: &str = "/dar/save-token";
 const DEFAULT_RECOVER_ACCOUNT: &str = "/dar/recover-account";
 /// Default `token-max-size`: real tokens are a few hundred bytes.
 const DEFAULT_TOKEN_MAX_SIZE: usize = 8 * 1024;
+const DEFAULT_OUTBOX_INTERVAL_SECS: u64 = 10;
 
 impl Config {
     /// Reads and checks a configuration file.
@@ -978,6 +1018,41 @@ impl Checker<'_> {
             token_max_size,
             authoritative_audiences,
             allowed_account_providers,
+            outbox: self.outbox(raw.outbox, public_origin)?,
+        })
+    }
+
+    fn outbox(
+        &self,
+        raw: RawOutbox,
+        public_origin: &Origin,
+    ) -> Result<OutboxSettings, ConfigError> {
+        let interval_secs = raw.interval_secs.unwrap_or(DEFAULT_OUTBOX_INTERVAL_SECS);
+        if !(1..=3600).contains(&interval_secs) {
+            return Err(self.invalid(
+                "recovery_provider.outbox.interval_secs",
+                "must be between 1 and 3600",
+            ));
+        }
+        let origin = public_origin.as_str().trim_end_matches('/');
+        // The authority without its port (`[::1]` keeps its brackets off too).
+        let authority = public_origin.authority();
+        let host = match authority.rsplit_once(':') {
+            Some((host, port)) if port.bytes().all(|b| b.is_ascii_digit()) => host,
+            _ => authority,
+        }
+        .trim_start_matches('[')
+        .trim_end_matches(']')
+        .to_owned();
+        Ok(OutboxSettings {
+            interval: Duration::from_secs(interval_secs),
+            mail_dir: self.path(raw.mail_dir.as_deref().unwrap_or(Path::new("mail"))),
+            mail_from: raw.mail_from.unwrap_or_else(|| format!("dar@{host}")),
+            site_name: raw.site_name.unwrap_or_else(|| host.clone()),
+            repudiate_url: raw
+                .repudiate_url
+                .unwrap_or_else(|| format!("{origin}/rp/tokens")),
+            recipient_domain: raw.recipient_domain,
         })
     }
 

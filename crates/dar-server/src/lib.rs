@@ -24,8 +24,12 @@
 //!   logs one line per request (method, path without query, status, latency), and shuts down
 //!   gracefully on SIGINT or SIGTERM.
 //!
-//! Not yet here: delivery of the recovery provider's outbox (status callbacks and user
-//! notifications), the account provider's lockout-recovery policy (its recover-account-return
+//! - [`outbox`]: the recovery provider's outbox worker (status callbacks, user notifications),
+//!   which [`serve`] runs next to the listeners.
+//! - [`demo`]: both roles side by side on loopback and a scripted browser, for `dar demo` and
+//!   the end-to-end tests.
+//!
+//! Not yet here: the account provider's lockout-recovery policy (its recover-account-return
 //! page shows the evidence and unlocks nothing), token binding, and re-authentication before
 //! a recovery beyond the signed-in session's two factors.
 //!
@@ -53,6 +57,7 @@
 pub mod ap;
 pub mod auth;
 pub mod config;
+pub mod demo;
 pub mod error;
 pub mod outbox;
 pub mod rp;

@@ -1029,6 +1029,61 @@ impl<S: RecoveryProviderStore> OutboxWorker<S> {
     }
 }
 
+/// The outbox worker `dar serve` runs for `config`'s recovery provider role, and how often it
+/// runs (`[recovery_provider.outbox]`); `None` when the role is not configured.
+///
+/// Status callbacks use the discovery client's policy: in `development`, non-public addresses
+/// and the local CA (`tls.local_ca_dir`) are allowed, as they are for discovery; otherwise
+/// only public https hosts. Notifications are written as `.eml` files into `mail_dir`.
+///
+/// # Errors
+///
+/// [`ConfigError::Invalid`](crate::config::ConfigError::Invalid) naming the `recovery_provider.outbox` key whose value is refused,
+/// or when the callback client cannot be built.
+pub fn worker_from_config(
+    config: &crate::config::Config,
+    store: dar_store::Store,
+) -> Result<Option<(OutboxWorker<dar_store::Store>, Duration)>, crate::config::ConfigError> {
+    let Some(rp) = &config.recovery_provider else {
+        return Ok(None);
+    };
+    let settings = &rp.outbox;
+    let invalid = |key: &str, reason: String| crate::config::ConfigError::Invalid {
+        file: config.file.clone(),
+        key: format!("recovery_provider.outbox.{key}"),
+        reason,
+    };
+    let discovery = crate::state::discovery_settings(config)?;
+    let callback = CallbackSettings {
+        danger_allow_non_public_addresses: discovery.danger_allow_non_public_addresses,
+        danger_allow_http_loopback: discovery.danger_allow_http_loopback,
+        extra_root_certificates: discovery.extra_root_certificates,
+        ..CallbackSettings::default()
+    };
+    let callbacks = StatusCallbackClient::new(callback)
+        .map_err(|e| invalid("callbacks", format!("cannot build the client: {e}")))?;
+    let key_of = |e: &MailSettingsError| match e {
+        MailSettingsError::From => "mail_from",
+        MailSettingsError::SiteName => "site_name",
+        MailSettingsError::RepudiateUrl => "repudiate_url",
+        MailSettingsError::RecipientDomain => "recipient_domain",
+    };
+    let mut mail = MailSettings::new(
+        &settings.mail_from,
+        &settings.site_name,
+        &settings.repudiate_url,
+    )
+    .map_err(|e| invalid(key_of(&e), e.to_string()))?;
+    if let Some(domain) = &settings.recipient_domain {
+        mail = mail
+            .with_recipient_domain(domain)
+            .map_err(|e| invalid(key_of(&e), e.to_string()))?;
+    }
+    let notifier = EmlFileNotifier::new(settings.mail_dir.clone(), mail);
+    let worker = OutboxWorker::new(store, callbacks, Arc::new(notifier), RetryPolicy::default());
+    Ok(Some((worker, settings.interval)))
+}
+
 /// Runs `worker` every `interval` (the first run at once) until `shutdown` holds `true` or its
 /// sender is dropped, for `dar serve`. A store fault is logged and the loop goes on; a run
 /// still in progress at shutdown is abandoned, which at-least-once delivery tolerates.

@@ -244,7 +244,9 @@ pub async fn start(config: &Config, state: &AppState, app: Router) -> Result<Run
 }
 
 /// Runs the deployment: reads the key files, binds, serves until SIGINT or SIGTERM, then
-/// shuts down gracefully (in-flight requests get [`SHUTDOWN_GRACE`]).
+/// shuts down gracefully (in-flight requests get [`SHUTDOWN_GRACE`]). With the recovery
+/// provider role it also runs the outbox worker
+/// ([`outbox::worker_from_config`](crate::outbox::worker_from_config)), stopped on shutdown.
 ///
 /// # Errors
 ///
@@ -253,9 +255,19 @@ pub async fn serve(config: Config) -> Result<(), ServerError> {
     let store = dar_store::Store::connect(config.database.expose())
         .await
         .map_err(ServerError::Storage)?;
+    let outbox = crate::outbox::worker_from_config(&config, store.clone())?;
     let state = AppState::load_with_store(&config, Some(store))?;
     let app = crate::app_with(state.clone(), crate::pages(&state));
     let mut running = start(&config, &state, app).await?;
+    // The recovery provider's outbox worker runs beside the listeners and stops with them.
+    let (stop_outbox, outbox_shutdown) = tokio::sync::watch::channel(false);
+    let outbox = outbox.map(|(worker, interval)| {
+        tracing::info!(
+            interval_secs = interval.as_secs(),
+            "outbox worker started (status callbacks, notifications)"
+        );
+        crate::outbox::spawn(worker, interval, outbox_shutdown)
+    });
     tracing::info!(
         https = %running.https_addr(),
         http = ?running.http_addr(),
@@ -269,6 +281,10 @@ pub async fn serve(config: Config) -> Result<(), ServerError> {
         () = shutdown_signal() => None,
         error = running.failed() => Some(error),
     };
+    let _ = stop_outbox.send(true);
+    if let Some(task) = outbox {
+        let _ = task.await;
+    }
     match failure {
         None => {
             tracing::info!("shutting down: finishing in-flight requests");

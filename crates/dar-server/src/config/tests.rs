@@ -507,3 +507,44 @@ fn status_addresses_are_parsed_and_checked() {
         assert!(err.contains(needle), "{err}");
     }
 }
+
+#[test]
+fn outbox_settings_have_defaults_and_can_be_set() {
+    let c = parse(&variant("", "")).unwrap();
+    let outbox = c.recovery_provider.unwrap().outbox;
+    assert_eq!(outbox.interval, Duration::from_secs(10));
+    assert_eq!(outbox.mail_dir, PathBuf::from("/srv/dar/mail"));
+    assert_eq!(outbox.mail_from, "dar@dar.test");
+    assert_eq!(outbox.site_name, "dar.test");
+    assert_eq!(outbox.repudiate_url, "https://dar.test/rp/tokens");
+    assert_eq!(outbox.recipient_domain, None);
+
+    let text = variant(
+        "countersign_keys = [\"rp.pem\"]\n",
+        "countersign_keys = [\"rp.pem\"]\n[recovery_provider.outbox]\ninterval_secs = 3\n\
+         mail_dir = \"/var/spool/dar\"\nmail_from = \"noreply@dar.test\"\n\
+         site_name = \"Example RP\"\nrepudiate_url = \"https://dar.test/repudiate\"\n\
+         recipient_domain = \"example.com\"\n",
+    );
+    let outbox = parse(&text).unwrap().recovery_provider.unwrap().outbox;
+    assert_eq!(outbox.interval, Duration::from_secs(3));
+    assert_eq!(outbox.mail_dir, PathBuf::from("/var/spool/dar"));
+    assert_eq!(outbox.mail_from, "noreply@dar.test");
+    assert_eq!(outbox.site_name, "Example RP");
+    assert_eq!(outbox.repudiate_url, "https://dar.test/repudiate");
+    assert_eq!(outbox.recipient_domain.as_deref(), Some("example.com"));
+
+    let text = variant(
+        "countersign_keys = [\"rp.pem\"]\n",
+        "countersign_keys = [\"rp.pem\"]\n[recovery_provider.outbox]\ninterval_secs = 0\n",
+    );
+    assert_eq!(
+        invalid_key(parse(&text)),
+        "recovery_provider.outbox.interval_secs"
+    );
+    let text = variant(
+        "countersign_keys = [\"rp.pem\"]\n",
+        "countersign_keys = [\"rp.pem\"]\n[recovery_provider.outbox]\nunknown = 1\n",
+    );
+    assert!(parse(&text).is_err());
+}

@@ -577,3 +577,17 @@ async fn spawned_worker_stops_when_the_sender_is_dropped() {
         .unwrap()
         .unwrap();
 }
+
+#[tokio::test]
+async fn serve_builds_a_worker_only_for_the_recovery_provider_role() {
+    let dir = temp_dir("outbox_worker_from_config");
+    let store = dar_store::Store::connect(&format!("sqlite://{}", dir.join("dar.db").display()))
+        .await
+        .unwrap();
+    let config = crate::testutil::config();
+    let (_worker, interval) = worker_from_config(&config, store.clone()).unwrap().unwrap();
+    assert_eq!(interval, Duration::from_secs(10));
+    let mut ap_only = config.clone();
+    ap_only.recovery_provider = None;
+    assert!(worker_from_config(&ap_only, store).unwrap().is_none());
+}
