@@ -396,3 +396,39 @@ async fn request_logs_hold_the_path_but_never_the_query() {
         .collect();
     assert!(warnings.is_empty(), "{warnings:?}");
 }
+
+#[tokio::test]
+async fn speaks_tls_1_3_and_still_accepts_tls_1_2() {
+    let server = start("tlsversions").await;
+    let ca = std::fs::read(server.dir.join("tls/ca.pem")).unwrap();
+    for (min, max) in [
+        (
+            reqwest::tls::Version::TLS_1_3,
+            reqwest::tls::Version::TLS_1_3,
+        ),
+        (
+            reqwest::tls::Version::TLS_1_2,
+            reqwest::tls::Version::TLS_1_2,
+        ),
+    ] {
+        let client = Client::builder()
+            .tls_certs_only([reqwest::Certificate::from_pem(&ca).unwrap()])
+            .tls_version_min(min)
+            .tls_version_max(max)
+            .redirect(redirect::Policy::none())
+            .timeout(Duration::from_secs(5))
+            .build()
+            .unwrap();
+        let response = client
+            .get(server.https(CONFIGURATION_PATH))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), StatusCode::OK, "{min:?}");
+    }
+    server
+        .running
+        .shutdown(Duration::from_secs(1))
+        .await
+        .unwrap();
+}
