@@ -119,28 +119,21 @@ impl FromRequestParts<AppState> for SignedInUser {
 
 /// A session whose password step succeeded; the second factor may still be pending. Only the
 /// TOTP pages use it.
-struct PendingUser {
-    account: Account,
-    record: SessionRecord,
-    session: Session,
-}
+type PendingUser = Current;
 
-impl FromRequestParts<AppState> for PendingUser {
+impl FromRequestParts<AppState> for Current {
     type Rejection = Response;
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Response> {
         match current(parts, state).await {
-            Ok(Some(c)) => Ok(Self {
-                account: c.account,
-                record: c.record,
-                session: c.session,
-            }),
+            Ok(Some(c)) => Ok(c),
             Ok(None) => Err(redirect_to_sign_in(parts).into_response()),
             Err(e) => Err(e.into_response()),
         }
     }
 }
 
+/// The signed-in session of a request and its account.
 struct Current {
     account: Account,
     record: SessionRecord,
