@@ -41,7 +41,7 @@ pub struct Config {
     /// and the configuration document's issuer are built from it, never from a request's
     /// `Host` header.
     pub public_origin: Origin,
-    /// `database`: where the roles will keep their state (storage comes later).
+    /// `database`: where the roles keep their state (`sqlite:PATH` or `postgres://...`).
     pub database: DatabaseUrl,
     /// `development`: allows an http loopback `public_origin` and http loopback peers. Never on
     /// in production.
