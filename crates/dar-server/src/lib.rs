@@ -59,6 +59,7 @@ pub mod auth;
 pub mod config;
 pub mod demo;
 pub mod error;
+pub mod mail;
 pub mod outbox;
 pub mod rp;
 pub mod security;

@@ -145,7 +145,7 @@ pub fn server_config_for(
     }
 }
 
-fn read_pem(path: &Path) -> Result<Vec<u8>, TlsError> {
+pub(crate) fn read_pem(path: &Path) -> Result<Vec<u8>, TlsError> {
     let read_err = |source| TlsError::Read {
         path: path.to_owned(),
         source,
