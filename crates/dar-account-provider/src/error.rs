@@ -4,7 +4,8 @@ use dar_discovery::DiscoveryError;
 
 /// Everything the account provider role refuses or fails at.
 ///
-/// Each variant names the draft step it enforces; [`AccountProviderError::code`] gives a stable
+/// Each variant names the draft step (or, for lockout recovery, the rule of
+/// spec/lockout-policy.md) it enforces; [`AccountProviderError::code`] gives a stable
 /// snake-case string for logs and the HTTP edge. No message carries a token, a key, a state
 /// value, a session id or a plaintext.
 ///
@@ -89,9 +90,86 @@ pub enum AccountProviderError {
     /// An address range is not `address/prefix` with a valid prefix length (§3.6.2 settings).
     #[error("invalid address range")]
     InvalidAddressRange,
+    /// The lockout-recovery policy is unusable: a rule could unlock on weak evidence, could
+    /// never be reached in order, or a duration is out of range (spec/lockout-policy.md,
+    /// "Validation").
+    #[error("invalid lockout policy: {0}")]
+    InvalidLockoutPolicy(PolicyViolation),
+    /// A recovery code or an email code as typed is not of the right form: too long, a
+    /// character outside its alphabet, or the wrong number of characters
+    /// (spec/lockout-policy.md, "Recovery codes", "Email codes"). Checked before any hash is
+    /// computed, so that long input costs nothing.
+    #[error("malformed code")]
+    MalformedCode,
+    /// Hashing a recovery code with argon2id failed (spec/lockout-policy.md, "Recovery
+    /// codes"); nothing was stored.
+    #[error("recovery code hashing failed")]
+    CodeHashing,
     /// Storage failed; nothing was decided.
     #[error("storage: {0}")]
     Store(StoreFailure),
+}
+
+/// Why a lockout-recovery policy was refused by
+/// [`LockoutPolicy::validate`](crate::lockout::LockoutPolicy::validate). Each variant names
+/// the rule it enforces; the reasons are in spec/lockout-policy.md, "Validation".
+#[non_exhaustive]
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum PolicyViolation {
+    /// There are no rules: recovery would always be refused, without even a staff review.
+    #[error("no rules")]
+    NoRules,
+    /// A rule has an empty name: staff and the audit log identify rules by name.
+    #[error("a rule has no name")]
+    UnnamedRule,
+    /// Two rules share a name, so the recorded rule would be ambiguous.
+    #[error("duplicate rule name {0:?}")]
+    DuplicateRuleName(String),
+    /// A rule requires no evidence at all: it would grant its outcome to anyone.
+    #[error("rule {0:?} requires no evidence")]
+    RuleWithoutRequirement(String),
+    /// A rule requires trusted contacts and nothing else: social recovery is a fraud target
+    /// and never suffices alone.
+    #[error("rule {0:?} requires only trusted contacts")]
+    TrustedContactsAlone(String),
+    /// A rule using trusted contacts unlocks at once: such a rule must be `timed` or `review`
+    /// so that the owner can object.
+    #[error("rule {0:?} uses trusted contacts and unlocks at once")]
+    TrustedContactsUnlock(String),
+    /// A rule requires more recovery providers than [`crate::lockout::policy::MAX_DELEGATED_TOKENS`].
+    #[error("rule {0:?} requires too many recovery providers")]
+    TooManyDelegatedTokens(String),
+    /// A rule comes after a rule with a worse outcome: rules must go unlock, then timed, then
+    /// review, so that adding evidence never makes the decision worse.
+    #[error("rule {rule:?} grants more than the earlier rule {after:?}")]
+    RulesOutOfOrder {
+        /// The later rule, with the better outcome.
+        rule: String,
+        /// The earlier rule, with the worse outcome.
+        after: String,
+    },
+    /// A rule is `timed` but the waiting period is zero: that would be an `unlock` without
+    /// the owner's chance to cancel.
+    #[error("timed rules need a waiting period")]
+    ZeroWaitingPeriod,
+    /// A rule is `timed` but reminders have a zero interval.
+    #[error("timed rules need a notice interval")]
+    ZeroNoticeInterval,
+    /// The final notice would be due at or before the start of the waiting period.
+    #[error("the final notice must fall inside the waiting period")]
+    FinalNoticeNotInsideWaitingPeriod,
+    /// The maximum token age is zero: no recovery token would ever count.
+    #[error("the maximum token age must not be zero")]
+    ZeroMaxTokenAge,
+    /// Zero trusted contacts required: an approval by nobody would count.
+    #[error("at least one trusted contact must be required")]
+    ZeroTrustedContactsRequired,
+    /// A duration exceeds [`crate::lockout::policy::MAX_DURATION_SECS`] (10 years).
+    #[error("{field} is too long")]
+    DurationTooLong {
+        /// The configuration key.
+        field: &'static str,
+    },
 }
 
 /// Why storage failed, without any backend type or secret in it.
@@ -116,7 +194,8 @@ impl AccountProviderError {
         self.describe().0
     }
 
-    /// The draft section and step this error enforces.
+    /// The draft section and step this error enforces (`lockout policy`, `lockout codes` for
+    /// the lockout-recovery rules, `storage` for storage failures).
     pub fn step(&self) -> &'static str {
         self.describe().1
     }
@@ -148,6 +227,9 @@ impl AccountProviderError {
             Self::TooManyPublishedKeys => ("too_many_published_keys", "§2 public keys"),
             Self::RetiringCurrentKey => ("retiring_current_key", "§6.8"),
             Self::InvalidAddressRange => ("invalid_address_range", "§3.6.2"),
+            Self::InvalidLockoutPolicy(_) => ("invalid_lockout_policy", "lockout policy"),
+            Self::MalformedCode => ("malformed_code", "lockout codes"),
+            Self::CodeHashing => ("code_hashing", "lockout codes"),
             Self::Store(StoreFailure::Unavailable) => ("store_unavailable", "storage"),
             Self::Store(_) => ("store_error", "storage"),
         }

@@ -11,14 +11,16 @@
 //!   [`token_status`](AccountProvider::token_status),
 //!   [`accept_countersigned`](AccountProvider::accept_countersigned) (→ [`RecoveryEvidence`]),
 //!   [`revoke`](AccountProvider::revoke), [`list_tokens`](AccountProvider::list_tokens).
+//! - [`lockout`]: the lockout-recovery policy ([`LockoutPolicy`], [`decide`] →
+//!   [`Decision`]), the timed-unlock schedule, recovery codes and email codes.
 //! - [`AccountProviderStore`]: what it needs from storage; `dar-store` implements it on SQLite
 //!   and PostgreSQL, [`MemoryStore`] in memory.
 //!
 //! What it does not do: HTTP (that is `dar-server`'s), fetching configuration (it takes any
 //! [`dar_discovery::ConfigSource`]), authenticating users, sending notifications (§3.5 step
-//! 17, §6.2: the caller sends them from the evidence and the audit log), and deciding what a
-//! piece of evidence unlocks (the lockout-recovery policy). It has no clock and no global
-//! randomness: `now` and an RNG are parameters.
+//! 17, §6.2: the caller sends them from the evidence and the audit log), and storing a
+//! lockout recovery's progress ([`lockout`] decides; `dar-store` keeps the state). It has no
+//! clock and no global randomness: `now` and an RNG are parameters.
 //!
 //! ```
 //! use dar_account_provider::*;
@@ -49,13 +51,15 @@
 
 mod error;
 mod keyring;
+pub mod lockout;
 mod memory;
 mod provider;
 mod settings;
 mod store;
 
-pub use error::{AccountProviderError, StoreFailure};
+pub use error::{AccountProviderError, PolicyViolation, StoreFailure};
 pub use keyring::KeyRing;
+pub use lockout::{Decision, Evidence, EvidenceSet, LockoutPolicy, Outcome, Rule, decide};
 pub use memory::MemoryStore;
 pub use provider::{
     AccountProvider, IssueOptions, RecoveryEvidence, SaveReturn, SaveTokenRequest, StatusEvent,

@@ -24,11 +24,17 @@ fn codes_are_snake_case_and_steps_cite_the_draft_or_storage() {
         AccountProviderError::TooManyPublishedKeys,
         AccountProviderError::RetiringCurrentKey,
         AccountProviderError::InvalidAddressRange,
+        AccountProviderError::InvalidLockoutPolicy(PolicyViolation::NoRules),
+        AccountProviderError::MalformedCode,
+        AccountProviderError::CodeHashing,
         AccountProviderError::Store(StoreFailure::Unavailable),
     ];
     for e in all {
         let snake = |c: char| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_';
         assert!(e.code().chars().all(snake), "{e:?}");
-        assert!(e.step().starts_with('§') || e.step() == "storage", "{e:?}");
+        assert!(
+            e.step().starts_with('§') || e.step() == "storage" || e.step().starts_with("lockout"),
+            "{e:?}"
+        );
     }
 }
