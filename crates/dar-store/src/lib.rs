@@ -1,9 +1,10 @@
 //! Storage for both Delegated Account Recovery roles, on SQLite or PostgreSQL.
 //!
 //! [`Store`] opens a database, runs the embedded migrations of its backend, and implements the
-//! store traits of `dar-account-provider` and `dar-recovery-provider`. SQLite (a file, or
-//! in-memory for tests) is the embedded default for one instance; PostgreSQL serves several
-//! instances behind a load balancer. Every state change the protocol needs atomic is one
+//! store traits of `dar-account-provider` and `dar-recovery-provider`, plus the web accounts
+//! both roles' pages sign in and the account provider's lockout-recovery tables. SQLite (a
+//! file, or in-memory for tests) is the embedded default for one instance; PostgreSQL serves
+//! several instances behind a load balancer. Every state change the protocol needs atomic is one
 //! transaction; sqlx types never leave this crate.
 //!
 //! ```no_run
@@ -20,11 +21,18 @@ use std::str::FromStr as _;
 use std::time::Duration;
 
 pub use crate::accounts::{Account, AccountId, Factor, SessionRecord};
+pub use crate::lockout::{
+    AuditRecord, EmailCodeCheck, EmailCodeId, EmailId, EmailRecord, EvidenceKind, EvidenceRecord,
+    LockoutRecovery, MailId, MailRecord, NewAudit, NewEvidence, NewMail, PendingFactor,
+    PendingFactorId, PendingFactorState, RecoveryCodeId, RecoveryCodeRecord, RecoveryId,
+    RecoveryState, StateChange, TrustedContact,
+};
 use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions};
 
 mod account_provider;
 mod accounts;
+mod lockout;
 mod recovery_provider;
 
 /// Which database a [`Store`] uses.
@@ -50,6 +58,10 @@ pub enum StoreError {
     /// Migrations failed to apply.
     #[error("database migration failed: {0}")]
     Migration(String),
+    /// A stored value is not one this version writes (an unknown recovery state, evidence
+    /// kind or factor state): the database was changed by something else.
+    #[error("unexpected stored value: {0}")]
+    Corrupt(&'static str),
     /// Any other database error; the detail is logged, not shown.
     #[error("database error")]
     Database(#[source] sqlx::Error),
