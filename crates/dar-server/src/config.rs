@@ -151,6 +151,36 @@ pub struct AccountProviderSettings {
     /// key), the addresses (`address/prefix` or a bare address) its token-status calls may
     /// come from (§3.6.2). A recovery provider not listed may call from any address.
     pub status_addresses: Vec<(Origin, Vec<dar_account_provider::IpRange>)>,
+    /// `[account_provider.lockout]`: the lockout-recovery policy (what evidence unlocks, when;
+    /// spec/lockout-policy.md). Every key has a default; the rules are checked at load.
+    pub lockout: dar_account_provider::LockoutPolicy,
+    /// `[account_provider.mail]`: how lockout-recovery notices and email codes are sent.
+    pub mail: AccountMailSettings,
+}
+
+/// `[account_provider.mail]`: the account provider's mail (recovery notices, cancel links,
+/// email codes), sent by the worker `dar serve` runs. Without `smtp_url`, messages are written
+/// as `.eml` files into `dir` (the demo does this).
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct AccountMailSettings {
+    /// `from`: the sender (default `dar@<public origin's host>`).
+    pub from: String,
+    /// `site_name`: the name users know this provider by (default: the public origin's host).
+    pub site_name: String,
+    /// `dir`: where `.eml` files go when there is no `smtp_url` (default `mail`).
+    pub dir: PathBuf,
+    /// `smtp_url`: `smtps://host[:port]` or `smtp://host[:port]?tls=required`; plain
+    /// `smtp://` only with `development` and a loopback host.
+    pub smtp_url: Option<String>,
+    /// `smtp_user`: the SMTP user name, when the server wants authentication.
+    pub smtp_user: Option<String>,
+    /// `smtp_password_file`: a file holding the SMTP password (never in this file).
+    pub smtp_password_file: Option<PathBuf>,
+    /// `smtp_ca_file`: a PEM CA to trust for the SMTP server instead of the web roots.
+    pub smtp_ca_file: Option<PathBuf>,
+    /// `interval_secs`: how often due mail and due timed unlocks are processed (default 10).
+    pub interval: Duration,
 }
 
 /// `[recovery_provider]`: this deployment saves tokens for its users and countersigns them.
@@ -388,6 +418,23 @@ struct RawAccountProvider {
     status_requested: bool,
     #[serde(default)]
     status_addresses: BTreeMap<String, Vec<String>>,
+    #[serde(default)]
+    lockout: dar_account_provider::LockoutPolicy,
+    #[serde(default)]
+    mail: RawAccountMail,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct RawAccountMail {
+    from: Option<String>,
+    site_name: Option<String>,
+    dir: Option<PathBuf>,
+    smtp_url: Option<String>,
+    smtp_user: Option<String>,
+    smtp_password_file: Option<PathBuf>,
+    smtp_ca_file: Option<PathBuf>,
+    interval_secs: Option<u64>,
 }
 
 #[derive(Deserialize)]
@@ -740,7 +787,7 @@ impl Checker<'_> {
 
         let account_provider = raw
             .account_provider
-            .map(|ap| self.account_provider(ap, development))
+            .map(|ap| self.account_provider(ap, &public_origin, development))
             .transpose()?;
         let recovery_provider = raw
             .recovery_provider
@@ -846,6 +893,7 @@ impl Checker<'_> {
     fn account_provider(
         &self,
         raw: RawAccountProvider,
+        public_origin: &Origin,
         development: bool,
     ) -> Result<AccountProviderSettings, ConfigError> {
         let signing_keys = self.key_files("account_provider.signing_keys", &raw.signing_keys)?;
@@ -940,7 +988,64 @@ impl Checker<'_> {
             allowed_recovery_providers,
             status_requested: raw.status_requested,
             status_addresses,
+            lockout: self.lockout(raw.lockout)?,
+            mail: self.account_mail(raw.mail, public_origin, development)?,
         })
+    }
+
+    fn lockout(
+        &self,
+        policy: dar_account_provider::LockoutPolicy,
+    ) -> Result<dar_account_provider::LockoutPolicy, ConfigError> {
+        policy
+            .validate()
+            .map_err(|e| self.invalid("account_provider.lockout", e.to_string()))?;
+        Ok(policy)
+    }
+
+    fn account_mail(
+        &self,
+        raw: RawAccountMail,
+        public_origin: &Origin,
+        development: bool,
+    ) -> Result<AccountMailSettings, ConfigError> {
+        let interval_secs = raw.interval_secs.unwrap_or(DEFAULT_OUTBOX_INTERVAL_SECS);
+        if !(1..=3600).contains(&interval_secs) {
+            return Err(self.invalid(
+                "account_provider.mail.interval_secs",
+                "must be between 1 and 3600",
+            ));
+        }
+        let host = origin_host(public_origin);
+        let settings = AccountMailSettings {
+            from: raw.from.unwrap_or_else(|| format!("dar@{host}")),
+            site_name: raw.site_name.unwrap_or_else(|| host.clone()),
+            dir: self.path(raw.dir.as_deref().unwrap_or(Path::new("mail"))),
+            smtp_url: raw.smtp_url,
+            smtp_user: raw.smtp_user,
+            smtp_password_file: raw.smtp_password_file.map(|p| self.path(&p)),
+            smtp_ca_file: raw.smtp_ca_file.map(|p| self.path(&p)),
+            interval: Duration::from_secs(interval_secs),
+        };
+        // Check what can be checked without reading files: the sender and the URL's form.
+        let smtp = crate::mail::SmtpSettings {
+            url: settings.smtp_url.clone().unwrap_or_default(),
+            credentials: None,
+            ca_file: None,
+            allow_plain_loopback: development,
+        };
+        let checked = match &settings.smtp_url {
+            Some(_) => crate::mail::Mailer::smtp(&smtp, &settings.from).map(drop),
+            None => crate::mail::Mailer::files(&settings.dir, &settings.from).map(drop),
+        };
+        checked.map_err(|e| {
+            let key = match e {
+                crate::mail::MailSetupError::BadSender => "account_provider.mail.from",
+                _ => "account_provider.mail.smtp_url",
+            };
+            self.invalid(key, e.to_string())
+        })?;
+        Ok(settings)
     }
 
     fn recovery_provider(
@@ -1035,15 +1140,7 @@ impl Checker<'_> {
             ));
         }
         let origin = public_origin.as_str().trim_end_matches('/');
-        // The authority without its port (`[::1]` keeps its brackets off too).
-        let authority = public_origin.authority();
-        let host = match authority.rsplit_once(':') {
-            Some((host, port)) if port.bytes().all(|b| b.is_ascii_digit()) => host,
-            _ => authority,
-        }
-        .trim_start_matches('[')
-        .trim_end_matches(']')
-        .to_owned();
+        let host = origin_host(public_origin);
         Ok(OutboxSettings {
             interval: Duration::from_secs(interval_secs),
             mail_dir: self.path(raw.mail_dir.as_deref().unwrap_or(Path::new("mail"))),
