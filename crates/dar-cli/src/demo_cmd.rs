@@ -11,7 +11,7 @@ use std::io::Write as _;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-use dar_server::demo::{Demo, DemoError, StatusCode, between};
+use dar_server::demo::{Demo, DemoError, Page, StatusCode, between};
 
 use crate::cli::DemoArgs;
 use crate::output::Failure;
@@ -159,17 +159,10 @@ fn check(condition: bool, message: &str) -> Result<(), DemoError> {
     }
 }
 
-/// The `code` and `message` of a JSON error page.
-fn error_code(body: &str) -> (String, String) {
-    let value: serde_json::Value = serde_json::from_str(body).unwrap_or_default();
-    let text = |key: &str| {
-        value
-            .get(key)
-            .and_then(serde_json::Value::as_str)
-            .unwrap_or("?")
-            .to_owned()
-    };
-    (text("code"), text("message"))
+/// The `code` and `message` of an error answer (the HTML error page the browser gets).
+fn error_code(page: &Page) -> (String, String) {
+    page.error()
+        .unwrap_or_else(|| ("?".to_owned(), "?".to_owned()))
 }
 
 /// `dar demo`: the story.
@@ -447,7 +440,7 @@ async fn chapters(demo: &Demo) -> Result<(), Failure> {
                     )
                     .await?;
                 page.expect(StatusCode::BAD_REQUEST, "the replay")?;
-                let (code, message) = error_code(&page.body);
+                let (code, message) = error_code(&page);
                 check(
                     code.contains("replay"),
                     &format!("refused, but with code {code}"),

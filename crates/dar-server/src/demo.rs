@@ -201,6 +201,20 @@ fn generate_signing_key() -> Result<SigningKey, DemoError> {
 /// [`DemoError::Io`] when a file cannot be written, [`DemoError::Start`] when the
 /// configuration, database or listener fails.
 pub async fn start_deployment(spec: &DeploymentSpec) -> Result<Deployment, DemoError> {
+    start_deployment_on(spec, None).await
+}
+
+/// As [`start_deployment`], but on the database at `database` (a `sqlite:` or `postgres://`
+/// URL, e.g. a PostgreSQL schema of its own per deployment for the tests) instead of a SQLite
+/// file in the deployment's directory when `Some`.
+///
+/// # Errors
+///
+/// As [`start_deployment`].
+pub async fn start_deployment_on(
+    spec: &DeploymentSpec,
+    database: Option<&str>,
+) -> Result<Deployment, DemoError> {
     let role = spec.role;
     let fail = |message: String| DemoError::Start {
         role: role.name(),
@@ -245,10 +259,14 @@ pub async fn start_deployment(spec: &DeploymentSpec) -> Result<Deployment, DemoE
             spec.extra
         ),
     };
+    let database = match database {
+        Some(url) => url.to_owned(),
+        None => format!("sqlite://{}", dir.join("dar.db").display()),
+    };
     let text = format!(
         r#"listen = "127.0.0.1:{port}"
 public_origin = "{origin}"
-database = "sqlite://{db}"
+database = "{database}"
 development = true
 privacy_policy = "/privacy"
 icon_152px = "/icon.png"
@@ -261,7 +279,6 @@ key_file = "session.hex"
 
 {role_table}"#,
         port = spec.port,
-        db = dir.join("dar.db").display(),
         ca = spec.ca_dir.display(),
     );
     let file = dir.join("dar.toml");
@@ -542,6 +559,18 @@ impl Page {
         })
     }
 
+    /// The code and message of an error answer, as JSON (`{"code", "message"}`) or as the
+    /// HTML error page a browser gets (see [`crate::error`]); `None` when the body is neither.
+    pub fn error(&self) -> Option<(String, String)> {
+        if let Ok(value) = serde_json::from_str::<serde_json::Value>(&self.body) {
+            let text = |key: &str| value.get(key)?.as_str().map(str::to_owned);
+            return Some((text("code")?, text("message")?));
+        }
+        let code = between(&self.body, "<dt>Error code</dt><dd><code>", "</code>").ok()?;
+        let message = between(&self.body, "<p role=\"alert\"><strong>", "</strong>").ok()?;
+        Some((unescape(&code), unescape(&message)))
+    }
+
     /// Checks the status, or says what came instead (status and a short, tag-free excerpt).
     ///
     /// # Errors
@@ -580,8 +609,12 @@ pub fn unescape(text: &str) -> String {
         .replace("&#61;", "=")
         .replace("&quot;", "\"")
         .replace("&#39;", "'")
+        .replace("&#34;", "\"")
+        .replace("&#60;", "<")
+        .replace("&#62;", ">")
         .replace("&lt;", "<")
         .replace("&gt;", ">")
+        .replace("&#38;", "&")
         .replace("&amp;", "&")
 }
 
@@ -614,6 +647,9 @@ pub fn totp_code(secret: &str) -> Result<String, DemoError> {
     Ok(totp.generate_current().to_string())
 }
 
+/// The `Accept` header [`Browser`] sends, as browsers do on navigations and form submissions.
+pub const BROWSER_ACCEPT: &str = "text/html,application/xhtml+xml,*/*;q=0.8";
+
 /// A browser without JavaScript: redirects off, cookies kept per origin, forms by hand.
 #[derive(Debug)]
 pub struct Browser {
@@ -631,8 +667,15 @@ impl Browser {
     pub fn new(ca_pem: &[u8]) -> Result<Self, DemoError> {
         let ca = reqwest::Certificate::from_pem(ca_pem)
             .map_err(|_| DemoError::unexpected("the local CA certificate does not parse"))?;
+        // Like a browser, it asks for pages: errors come back as HTML error pages.
+        let mut headers = reqwest::header::HeaderMap::new();
+        headers.insert(
+            reqwest::header::ACCEPT,
+            reqwest::header::HeaderValue::from_static(BROWSER_ACCEPT),
+        );
         let client = Client::builder()
             .tls_certs_only([ca])
+            .default_headers(headers)
             .redirect(redirect::Policy::none())
             .timeout(Duration::from_secs(20))
             .build()

@@ -1,20 +1,42 @@
 //! The one error type of the HTTP edge, and the extractors that produce it.
 //!
 //! Every handler returns `Result<_, AppError>`. [`AppError::status`] is the one place where a
-//! fault becomes a status code. Client faults answer JSON `{"code", "step", "message"}` and are
-//! not logged as errors (a hostile client must not be able to fill the error log); internal
-//! faults answer a generic body and are logged here, once. No message ever holds a token, key,
-//! code or secret: messages are fixed strings or come from dar-core, whose messages name fields,
-//! never their contents.
+//! fault becomes a status code. Client faults are not logged as errors (a hostile client must
+//! not be able to fill the error log); internal faults answer a generic body and are logged
+//! here, once. No message ever holds a token, key, code or secret: messages are fixed strings
+//! or come from dar-core, whose messages name fields, never their contents.
 //!
-//! Browser routes (added with the roles) will render the same [`AppError`] as an HTML page; the
-//! status `match` stays here.
+//! # Two renderings: JSON for programs, a page for people
+//!
+//! An [`AppError`] answers JSON `{"code", "step", "message"}` and carries the same facts on the
+//! response as an [`ErrorReport`] extension. The [`negotiate_errors`] middleware, which
+//! [`app_with`](crate::app_with) runs around every route and every defence layer, re-renders
+//! that report as an HTML page (`templates/error.html`: the status as the heading, the message,
+//! the code and the spec step, a link home) with the same status and headers (`Allow`,
+//! `Retry-After`, cookies) when the request asked for HTML:
+//!
+//! - the path is not under `/.well-known/`: the configuration document and token-status
+//!   (§2, §3.6) are server-to-server, so they always answer JSON whatever `Accept` says;
+//! - and its `Accept` header rates `text/html` (or `application/xhtml+xml`) above zero and at
+//!   least as high as `application/json`.
+//!
+//! Why negotiate on `Accept` rather than mark the HTML routes with a per-router layer: many
+//! errors are produced before any route is chosen (the rate limiter, the body limit, the
+//! timeout, the cross-site guard, the 404 fallback), where a route's marker cannot be seen, yet
+//! a person who hits them in a browser should get a page too. And the one signal every browser
+//! sends on every navigation and form submission (the pages, `save-token`,
+//! `save-token-return`, `recover-account`, `recover-account-return`) is `Accept: text/html`,
+//! while scripts (`fetch`), the iframe API's callers and other servers send `*/*` or
+//! `application/json` and so keep JSON. The status `match` stays in one place either way.
 
 use std::fmt;
 
+use askama::Template;
+use axum::body::Body;
 use axum::extract::rejection::{BytesRejection, FormRejection, JsonRejection};
 use axum::extract::{FromRequest, Request};
-use axum::http::{HeaderValue, StatusCode, header};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use serde::de::DeserializeOwned;
 use serde_json::json;
@@ -302,16 +324,135 @@ impl IntoResponse for AppError {
                 _ => {}
             }
         }
-        let status = self.status();
-        let body = json!({ "code": self.code(), "step": self.step(), "message": self.message() });
-        let mut response = (status, axum::Json(body)).into_response();
+        let report = ErrorReport {
+            status: self.status(),
+            code: self.code(),
+            step: self.step(),
+            message: self.message(),
+        };
+        let body = json!({ "code": report.code, "step": report.step, "message": report.message });
+        let mut response = (report.status, axum::Json(body)).into_response();
         if let Self::RateLimited { retry_after_secs } = self {
             response
                 .headers_mut()
                 .insert(header::RETRY_AFTER, HeaderValue::from(retry_after_secs));
         }
+        response.extensions_mut().insert(report);
         response
     }
+}
+
+/// What an error response says, attached to it as a response extension so that
+/// [`negotiate_errors`] can render it again as a page without re-parsing the JSON body.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct ErrorReport {
+    /// The status ([`AppError::status`]).
+    pub status: StatusCode,
+    /// The machine-readable code ([`AppError::code`]).
+    pub code: &'static str,
+    /// The spec step or `request` ([`AppError::step`]).
+    pub step: &'static str,
+    /// The fixed, human-readable message ([`AppError::message`]); never holds input.
+    pub message: String,
+}
+
+#[derive(Template)]
+#[template(path = "error.html")]
+struct ErrorPage<'a> {
+    error: Option<&'a str>,
+    status: u16,
+    reason: &'a str,
+    code: &'a str,
+    step: &'a str,
+}
+
+impl ErrorReport {
+    /// The report as an accessible HTML page (askama escapes every value).
+    ///
+    /// # Errors
+    ///
+    /// The template's error when rendering fails (the caller then keeps the JSON body).
+    pub fn html(&self) -> Result<String, askama::Error> {
+        ErrorPage {
+            error: Some(&self.message),
+            status: self.status.as_u16(),
+            reason: self.status.canonical_reason().unwrap_or("Error"),
+            code: self.code,
+            step: self.step,
+        }
+        .render()
+    }
+}
+
+/// The well-known paths (§2, §3.6) are for other servers: their errors are always JSON.
+fn server_to_server(path: &str) -> bool {
+    path.starts_with("/.well-known/")
+}
+
+/// The media types a browser names when it asks for a page.
+const HTML_TYPES: [&str; 2] = ["text/html", "application/xhtml+xml"];
+
+/// Whether a request to `path` with these headers should get errors as a page: not a
+/// well-known (server-to-server) path, and an `Accept` that rates HTML above zero and no lower
+/// than JSON (see the module docs).
+pub fn wants_html(path: &str, headers: &HeaderMap) -> bool {
+    if server_to_server(path) {
+        return false;
+    }
+    let mut html = 0.0_f32;
+    let mut json = 0.0_f32;
+    for value in headers.get_all(header::ACCEPT) {
+        let Ok(value) = value.to_str() else { continue };
+        for range in value.split(',') {
+            let mut params = range.split(';');
+            let media = params.next().unwrap_or("").trim().to_ascii_lowercase();
+            let q = params
+                .filter_map(|p| p.trim().strip_prefix("q="))
+                .find_map(|q| q.trim().parse::<f32>().ok())
+                .unwrap_or(1.0);
+            if HTML_TYPES.contains(&media.as_str()) {
+                html = html.max(q);
+            } else if media == "application/json" {
+                json = json.max(q);
+            }
+        }
+    }
+    html > 0.0 && html >= json
+}
+
+/// Middleware: turns an [`AppError`] response into an HTML page, same status and headers,
+/// when the request asked for HTML ([`wants_html`]); anything else passes unchanged. It adds
+/// `Vary: Accept` to the error responses it could have rendered either way.
+pub async fn negotiate_errors(req: Request, next: Next) -> Response {
+    let negotiable = !server_to_server(req.uri().path());
+    let html = wants_html(req.uri().path(), req.headers());
+    let mut response = next.run(req).await;
+    let Some(report) = response.extensions().get::<ErrorReport>().cloned() else {
+        return response;
+    };
+    if negotiable {
+        response
+            .headers_mut()
+            .append(header::VARY, HeaderValue::from_static("accept"));
+    }
+    if !html {
+        return response;
+    }
+    let page = match report.html() {
+        Ok(page) => page,
+        Err(e) => {
+            tracing::error!(error = %e, "cannot render the error page");
+            return response;
+        }
+    };
+    let (mut parts, _json) = response.into_parts();
+    parts.headers.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("text/html; charset=utf-8"),
+    );
+    parts.headers.remove(header::CONTENT_LENGTH);
+    Response::from_parts(parts, Body::from(page))
 }
 
 /// Maps a body-buffering failure: too large, or the connection failed mid-body.

@@ -8,7 +8,8 @@
 //!   for development and tests.
 //! - [`app`]: the HTTPS application. The configuration document at
 //!   `/.well-known/delegated-account-recovery/configuration` (one document for both roles);
-//!   the token-status endpoint (§3.6); JSON errors ([`error::AppError`]); security headers,
+//!   the token-status endpoint (§3.6); errors as JSON for programs and as HTML pages for
+//!   browsers ([`error::AppError`], [`error::negotiate_errors`]); security headers,
 //!   body limits, a request timeout, per-client rate limits, and the CSRF defences
 //!   ([`security`]).
 //! - [`auth`]: web accounts on the database (`database`): sign-up with TOTP enrolment,
@@ -104,8 +105,8 @@ pub fn app(state: AppState) -> Router {
 /// holds), a smaller one is set with a per-route `DefaultBodyLimit`.
 pub fn app_with(state: AppState, routes: Router<AppState>) -> Router {
     let limits = state.limits().clone();
-    // Layers run outermost last-added first: log, headers, error shape, rate limit, timeout,
-    // body limit, cross-site guard, then the route.
+    // Layers run outermost last-added first: log, headers, error page negotiation, error
+    // shape, rate limit, timeout, body limit, cross-site guard, then the route.
     Router::new()
         .merge(wellknown::routes())
         .merge(routes)
@@ -122,6 +123,7 @@ pub fn app_with(state: AppState, routes: Router<AppState>) -> Router {
         ))
         .layer(security::rate_limit_layer(state.rate_limit()))
         .layer(from_fn(security::shape_errors))
+        .layer(from_fn(error::negotiate_errors))
         .layer(from_fn_with_state(
             state.clone(),
             security::security_headers,

@@ -1,71 +1,27 @@
 //! Both roles end to end over real HTTPS on loopback: two started servers (an account provider
-//! and a recovery provider) sharing a local CA, SQLite files in a temporary directory, and a
-//! browser without JavaScript ([`dar_server::demo::Browser`]: reqwest with redirects off,
-//! cookies kept per origin by hand, 303s followed by hand; cross-site POSTs carry no cookie, as
-//! with `SameSite=Lax`).
+//! and a recovery provider) sharing a local CA, SQLite files in a temporary directory (and, when
+//! `DAR_TEST_POSTGRES_URL` is set, PostgreSQL schemas too), and a browser without JavaScript
+//! ([`dar_server::demo::Browser`]: reqwest with redirects off, cookies kept per origin by hand,
+//! 303s followed by hand; cross-site POSTs carry no cookie, as with `SameSite=Lax`).
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
-use std::path::{Path, PathBuf};
-use std::time::Duration;
+mod common;
 
-use dar_server::demo::{
-    Browser, DemoError, Deployment, DeploymentSpec, Role, between, free_port, start_deployment,
-};
+use common::{Backend, Pair};
+use dar_server::demo::between;
 use reqwest::StatusCode;
-
-fn temp_dir(name: &str) -> PathBuf {
-    let dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR"))
-        .join("dar-server-web")
-        .join(name);
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).unwrap();
-    dir
-}
-
-/// Starts one deployment playing `role` (`"ap"` or `"rp"`) on `port`. The account provider
-/// takes token-status calls for its peer only from 192.0.2.0/24 (so the test's own calls are
-/// refused).
-async fn start(
-    dir: &Path,
-    ca_dir: &Path,
-    role: &str,
-    port: u16,
-    peer_port: u16,
-    extra: &str,
-) -> Result<Deployment, DemoError> {
-    start_deployment(&DeploymentSpec {
-        dir: dir.to_owned(),
-        ca_dir: ca_dir.to_owned(),
-        role: if role == "ap" {
-            Role::AccountProvider
-        } else {
-            Role::RecoveryProvider
-        },
-        port,
-        peer_port,
-        status_addresses: vec!["192.0.2.0/24".to_owned()],
-        extra: extra.to_owned(),
-    })
-    .await
-}
 
 #[tokio::test]
 async fn save_and_recover_across_two_deployments() {
-    let dir = temp_dir("save_and_recover");
-    let ca_dir = dir.join("tls");
-    let (ap_port, rp_port) = (free_port().unwrap(), free_port().unwrap());
-    let ap = start(&dir, &ca_dir, "ap", ap_port, rp_port, "")
-        .await
-        .unwrap();
-    let rp = start(&dir, &ca_dir, "rp", rp_port, ap_port, "")
-        .await
-        .unwrap();
-    let ca = std::fs::read(ca_dir.join("ca.pem")).unwrap();
-    let mut browser = Browser::new(&ca).unwrap();
-    let (apo, rpo) = (ap.origin.clone(), rp.origin.clone());
+    for backend in Backend::all() {
+        save_and_recover(&backend).await;
+    }
+}
 
-    browser.sign_up(&apo, "alice").await.unwrap();
-    browser.sign_up(&rpo, "rita").await.unwrap();
+async fn save_and_recover(backend: &Backend) {
+    let mut pair = Pair::start("web_save_and_recover", backend, "").await;
+    let (apo, rpo) = (pair.apo.clone(), pair.rpo.clone());
+    let browser = &mut pair.browser;
 
     // §3.1 at the account provider: choose the recovery provider, get the token form.
     let page = browser
@@ -200,10 +156,8 @@ async fn save_and_recover_across_two_deployments() {
         .unwrap();
     assert_eq!(page.status, StatusCode::SEE_OTHER, "{}", page.body);
     let recover_url = page.location.unwrap();
-    assert_eq!(
-        recover_url,
-        format!("{rpo}/dar/recover-account?issuer=https%3A%2F%2Flocalhost%3A{ap_port}")
-    );
+    let issuer = serde_urlencoded::to_string([("issuer", &apo)]).unwrap();
+    assert_eq!(recover_url, format!("{rpo}/dar/recover-account?{issuer}"));
 
     // §3.4 at the recovery provider (signed in with both factors); §3.5 at the account
     // provider.
@@ -279,33 +233,19 @@ async fn save_and_recover_across_two_deployments() {
     let tokens = browser.get(&format!("{rpo}/rp/tokens")).await.unwrap();
     assert!(tokens.body.contains("no saved recovery tokens"));
 
-    ap.running.shutdown(Duration::ZERO).await.unwrap();
-    rp.running.shutdown(Duration::ZERO).await.unwrap();
+    pair.stop().await;
 }
 
 #[tokio::test]
 async fn a_recovery_provider_declines_account_providers_it_does_not_allow() {
-    let dir = temp_dir("not_allowed");
-    let ca_dir = dir.join("tls");
-    let (ap_port, rp_port) = (free_port().unwrap(), free_port().unwrap());
-    let ap = start(&dir, &ca_dir, "ap", ap_port, rp_port, "")
-        .await
-        .unwrap();
-    let rp = start(
-        &dir,
-        &ca_dir,
-        "rp",
-        rp_port,
-        ap_port,
+    let mut pair = Pair::start(
+        "web_not_allowed",
+        &Backend::Sqlite,
         "allowed_account_providers = [\"https://ap.example.com\"]\n",
     )
-    .await
-    .unwrap();
-    let ca = std::fs::read(ca_dir.join("ca.pem")).unwrap();
-    let mut browser = Browser::new(&ca).unwrap();
-    let (apo, rpo) = (ap.origin.clone(), rp.origin.clone());
-    browser.sign_up(&apo, "alice").await.unwrap();
-    browser.sign_up(&rpo, "rita").await.unwrap();
+    .await;
+    let (apo, rpo) = (pair.apo.clone(), pair.rpo.clone());
+    let browser = &mut pair.browser;
 
     let page = browser
         .get(&format!("{apo}/ap/recovery/setup"))
@@ -340,6 +280,5 @@ async fn a_recovery_provider_declines_account_providers_it_does_not_allow() {
     let tokens = browser.get(&format!("{rpo}/rp/tokens")).await.unwrap();
     assert!(tokens.body.contains("no saved recovery tokens"));
 
-    ap.running.shutdown(Duration::ZERO).await.unwrap();
-    rp.running.shutdown(Duration::ZERO).await.unwrap();
+    pair.stop().await;
 }

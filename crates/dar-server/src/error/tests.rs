@@ -149,3 +149,204 @@ async fn app_json_maps_bad_json_to_400() {
     let req = form_request("application/json", "{\"token\": \"t\"}");
     assert!(AppJson::<Probe>::from_request(req, &()).await.is_ok());
 }
+
+// ---- HTML error pages ----------------------------------------------------------------------
+
+const BROWSER_ACCEPT: &str = "text/html,application/xhtml+xml,application/xml;q=0.9,*/*;q=0.8";
+
+fn accept(value: &str) -> HeaderMap {
+    let mut headers = HeaderMap::new();
+    headers.insert(header::ACCEPT, HeaderValue::from_str(value).unwrap());
+    headers
+}
+
+#[test]
+fn browsers_get_pages_programs_and_well_known_paths_get_json() {
+    assert!(wants_html("/signin", &accept(BROWSER_ACCEPT)));
+    assert!(wants_html(
+        "/dar/recover-account-return",
+        &accept("text/html")
+    ));
+    assert!(wants_html(
+        "/x",
+        &accept("application/json;q=0.5, text/html")
+    ));
+    assert!(!wants_html("/x", &accept("application/json")));
+    assert!(!wants_html(
+        "/x",
+        &accept("application/json, text/html;q=0.5")
+    ));
+    assert!(!wants_html("/x", &accept("text/html;q=0")));
+    assert!(!wants_html("/x", &accept("*/*")));
+    assert!(!wants_html("/x", &HeaderMap::new()));
+    assert!(!wants_html(
+        "/.well-known/delegated-account-recovery/token-status",
+        &accept(BROWSER_ACCEPT)
+    ));
+}
+
+/// A probe application: the real [`negotiate_errors`] around routes that fail.
+fn probe_app() -> axum::Router {
+    axum::Router::new()
+        .route(
+            "/csrf",
+            axum::routing::post(|| async { AppError::Csrf(CsrfError::TokenMissing) }),
+        )
+        .route(
+            "/busy",
+            axum::routing::get(|| async {
+                AppError::RateLimited {
+                    retry_after_secs: 7,
+                }
+            }),
+        )
+        .route(
+            "/post-only",
+            axum::routing::get(|| async {
+                let error = AppError::WrongMethod {
+                    message: "POST only",
+                };
+                ([(header::ALLOW, "POST")], error).into_response()
+            }),
+        )
+        .route(
+            "/.well-known/probe",
+            axum::routing::get(|| async { AppError::NotFound }),
+        )
+        .route(
+            "/form",
+            axum::routing::post(|AppForm(_): AppForm<Probe>| async { "ok" }),
+        )
+        .layer(axum::middleware::from_fn(negotiate_errors))
+}
+
+fn browser_request(method: &str, uri: &str, body: &str) -> Request<Body> {
+    Request::builder()
+        .method(method)
+        .uri(uri)
+        .header(header::ACCEPT, BROWSER_ACCEPT)
+        .header(header::CONTENT_TYPE, "application/x-www-form-urlencoded")
+        .body(Body::from(body.to_owned()))
+        .unwrap()
+}
+
+async fn page(response: Response) -> String {
+    String::from_utf8(testutil::bytes(response).await).unwrap()
+}
+
+#[tokio::test]
+async fn a_browser_gets_an_accessible_page_with_the_same_status() {
+    let response = testutil::send(probe_app(), browser_request("POST", "/csrf", "")).await;
+    assert_eq!(response.status(), StatusCode::FORBIDDEN);
+    assert_eq!(
+        response.headers()[header::CONTENT_TYPE],
+        "text/html; charset=utf-8"
+    );
+    assert_eq!(response.headers()[header::VARY], "accept");
+    let html = page(response).await;
+    assert!(html.starts_with("<!doctype html>"), "{html}");
+    assert!(html.contains("<html lang=\"en\">"), "{html}");
+    assert!(
+        html.contains("<title>403 Forbidden · dar</title>"),
+        "{html}"
+    );
+    assert!(html.contains("<h1>Forbidden</h1>"), "{html}");
+    assert!(
+        html.contains("<p role=\"alert\"><strong>the form has no CSRF token</strong></p>"),
+        "{html}"
+    );
+    assert!(html.contains("<code>csrf_token_missing</code>"), "{html}");
+    assert!(html.contains("§6.5"), "{html}");
+    assert!(html.contains("<a href=\"/\">"), "{html}");
+}
+
+#[tokio::test]
+async fn a_program_keeps_json_with_the_same_facts() {
+    let mut request = browser_request("POST", "/csrf", "");
+    request
+        .headers_mut()
+        .insert(header::ACCEPT, HeaderValue::from_static("application/json"));
+    let response = testutil::send(probe_app(), request).await;
+    assert_eq!(response.status(), StatusCode::FORBIDDEN);
+    assert_eq!(response.headers()[header::VARY], "accept");
+    let body = testutil::json(response).await;
+    assert_eq!(body["code"], "csrf_token_missing");
+    assert_eq!(body["step"], "§6.5");
+    assert_eq!(body["message"], "the form has no CSRF token");
+
+    // A well-known path answers JSON even to a browser, and does not vary.
+    let response = testutil::send(
+        probe_app(),
+        browser_request("GET", "/.well-known/probe", ""),
+    )
+    .await;
+    assert_eq!(response.status(), StatusCode::NOT_FOUND);
+    assert!(response.headers().get(header::VARY).is_none());
+    assert_eq!(testutil::json(response).await["code"], "not_found");
+}
+
+#[tokio::test]
+async fn the_page_keeps_retry_after_and_allow() {
+    let response = testutil::send(probe_app(), browser_request("GET", "/busy", "")).await;
+    assert_eq!(response.status(), StatusCode::TOO_MANY_REQUESTS);
+    assert_eq!(response.headers()[header::RETRY_AFTER], "7");
+    let html = page(response).await;
+    assert!(html.contains("<h1>Too Many Requests</h1>"), "{html}");
+    assert!(html.contains("retry after 7 s"), "{html}");
+
+    let response = testutil::send(probe_app(), browser_request("GET", "/post-only", "")).await;
+    assert_eq!(response.status(), StatusCode::METHOD_NOT_ALLOWED);
+    assert_eq!(response.headers()[header::ALLOW], "POST");
+    assert!(page(response).await.contains("POST only"));
+}
+
+#[tokio::test]
+async fn the_page_never_echoes_the_request() {
+    let response = testutil::send(
+        probe_app(),
+        browser_request(
+            "POST",
+            "/form",
+            "tokn=%3Cscript%3ESECRETVALUE%3C%2Fscript%3E",
+        ),
+    )
+    .await;
+    assert_eq!(response.status(), StatusCode::BAD_REQUEST);
+    let html = page(response).await;
+    assert!(html.contains("<code>bad_request</code>"), "{html}");
+    assert!(!html.contains("SECRETVALUE"), "{html}");
+    assert!(!html.contains("<script>"), "{html}");
+
+    // The whole application: a path full of markup gets the 404 page, with the security
+    // headers, and the path appears nowhere in it.
+    let app = crate::app(testutil::state(&testutil::config()));
+    let response = testutil::send(
+        app,
+        browser_request("GET", "/%3Cscript%3Ealert(1)%3C/script%3E", ""),
+    )
+    .await;
+    assert_eq!(response.status(), StatusCode::NOT_FOUND);
+    assert!(
+        response
+            .headers()
+            .contains_key(header::CONTENT_SECURITY_POLICY)
+    );
+    assert_eq!(response.headers()[header::X_FRAME_OPTIONS], "DENY");
+    let html = page(response).await;
+    assert!(html.contains("<h1>Not Found</h1>"), "{html}");
+    assert!(!html.contains("script"), "{html}");
+    assert!(!html.contains("alert(1)"), "{html}");
+}
+
+#[test]
+fn the_page_escapes_every_value() {
+    let report = ErrorReport {
+        status: StatusCode::BAD_REQUEST,
+        code: "bad_request",
+        step: "request",
+        message: "<b>&\"</b>".to_owned(),
+    };
+    let html = report.html().unwrap();
+    assert!(!html.contains("<b>"), "{html}");
+    assert!(html.contains("&#60;b&#62;&#38;&#34;"), "{html}");
+}
