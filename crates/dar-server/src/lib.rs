@@ -61,6 +61,7 @@ pub mod config;
 pub mod demo;
 pub mod error;
 pub mod mail;
+mod notify;
 pub mod outbox;
 pub mod rp;
 pub mod security;

@@ -45,7 +45,6 @@ pub const SMTP_TIMEOUT: Duration = Duration::from_secs(20);
 
 /// One message to send. `Debug` leaves out the body, which may hold a code or a link.
 #[derive(Clone)]
-#[non_exhaustive]
 pub struct OutgoingMail {
     /// The outbox row id: names the `.eml` file and the `Message-ID`.
     pub id: i64,

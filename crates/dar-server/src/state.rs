@@ -387,6 +387,15 @@ impl AppState {
         &self.inner.public_origin
     }
 
+    /// The name users know this deployment by in mail: the account provider's
+    /// `mail.site_name`, else the public origin's host and port.
+    pub fn site_name(&self) -> String {
+        self.roles().account_provider.as_ref().map_or_else(
+            || self.public_origin().authority().to_owned(),
+            |ap| ap.settings.mail.site_name.clone(),
+        )
+    }
+
     /// Whether development mode (http loopback origins) is on.
     pub fn development(&self) -> bool {
         self.inner.development
