@@ -14,8 +14,8 @@
 //!   The state is single-use and bound to the session that issued the token.
 //! - `recover-account-return` (§3.5), POST only (a GET answers 405 with a message):
 //!   [`accept_countersigned`](dar_account_provider::AccountProvider::accept_countersigned),
-//!   then a page showing the evidence. The lockout-recovery policy (§3.5 step 15, §6.3.2) is
-//!   not implemented: the page says so and nothing is unlocked.
+//!   then the evidence joins the browser's lockout recovery ([`crate::lockout`]), whose policy
+//!   decides what it unlocks (§3.5 step 15, §6.3.2).
 //! - `GET|POST /ap/recovery/lost` ("I lost my second factor", no sign-in): choose a recovery
 //!   provider from the allow-list; its configuration is fetched and the browser sent (303) to
 //!   its `recover-account` with this provider's origin as the `issuer` hint (§3.4 step 1).
@@ -105,18 +105,6 @@ struct SaveResultPage<'a> {
     error: Option<&'a str>,
     message: &'a str,
     token_id: String,
-}
-
-#[derive(Template)]
-#[template(path = "ap_recovered.html")]
-struct RecoveredPage<'a> {
-    error: Option<&'a str>,
-    account: &'a str,
-    recovery_provider: &'a str,
-    token_id: String,
-    countersigned_id: String,
-    low_friction: bool,
-    token_age_days: i64,
 }
 
 async fn setup_page(
@@ -358,16 +346,7 @@ async fn recover_return(
     let evidence = ap
         .accept_countersigned(&token, None, OffsetDateTime::now_utc())
         .await?;
-    let page = RecoveredPage {
-        error: None,
-        account: evidence.account_id(),
-        recovery_provider: evidence.recovery_provider().as_str(),
-        token_id: evidence.token_id().to_string(),
-        countersigned_id: evidence.countersigned_id().to_string(),
-        low_friction: evidence.low_friction(),
-        token_age_days: evidence.token_age().whole_days(),
-    };
-    render(StatusCode::OK, &page)
+    crate::lockout::park_delegated(&state, &evidence).await
 }
 
 #[cfg(test)]

@@ -60,7 +60,7 @@ pub const ACCOUNT_FORM_BODY_LIMIT: usize = 4 * MAX_PASSWORD_LEN;
 pub const DEFAULT_NEXT: &str = "/account";
 
 /// The message of every failed password step (never says whether the username exists).
-const SIGN_IN_FAILED: &str = "Incorrect username or password.";
+pub(crate) const SIGN_IN_FAILED: &str = "Incorrect username or password.";
 const CODE_FAILED: &str = "That code is not correct. Check the time on your device and try again.";
 const CODE_STOPPED: &str = "Too many incorrect codes: sign-in with this authenticator is stopped. \
      Use account recovery to regain access.";
@@ -271,6 +271,67 @@ async fn verify_password(
     })
     .await
     .map_err(|e| AppError::internal("password verification task", e.to_string()))?
+}
+
+/// The account whose username and password these are, counting a wrong password against the
+/// method's failure limit like the sign-in page (same time and answer for an unknown name).
+///
+/// # Errors
+///
+/// [`AppError`] when the database or the hashing task fails.
+pub(crate) async fn check_password(
+    state: &AppState,
+    username: &str,
+    password: Zeroizing<String>,
+) -> Result<Option<AccountId>, AppError> {
+    let store = store(state)?;
+    let account = match normalize_username(username) {
+        Some(name) => store.account_by_username(&name).await?,
+        None => None,
+    };
+    password_matches(store, account, password).await
+}
+
+/// Whether `password` is `account`'s, counted like [`check_password`].
+///
+/// # Errors
+///
+/// [`AppError`] when the database or the hashing task fails.
+pub(crate) async fn check_account_password(
+    state: &AppState,
+    account: AccountId,
+    password: Zeroizing<String>,
+) -> Result<bool, AppError> {
+    let store = store(state)?;
+    let account = store.account(account).await?;
+    Ok(password_matches(store, account, password).await?.is_some())
+}
+
+async fn password_matches(
+    store: &Store,
+    account: Option<Account>,
+    password: Zeroizing<String>,
+) -> Result<Option<AccountId>, AppError> {
+    // A stopped method is verified against the dummy hash: same time, same answer.
+    let usable = account
+        .as_ref()
+        .filter(|a| a.password_failures < MAX_FAILURES);
+    let matches = verify_password(password, usable.map(|a| a.password_hash.clone())).await?;
+    match (account, matches) {
+        (Some(account), true) => {
+            store.reset_failures(account.id, Factor::Password).await?;
+            Ok(Some(account.id))
+        }
+        (account, _) => {
+            if let Some(a) = account.filter(|a| a.password_failures < MAX_FAILURES) {
+                let failures = store.record_failure(a.id, Factor::Password).await?;
+                if failures >= MAX_FAILURES {
+                    tracing::warn!(account = %a.id, "password stopped after too many failures");
+                }
+            }
+            Ok(None)
+        }
+    }
 }
 
 /// A fresh 160-bit TOTP secret (RFC 4226 §4), base32.
@@ -553,33 +614,15 @@ async fn sign_in(
     let store = store(&state)?;
     let next = safe_next(form.next.as_deref());
     let password = Zeroizing::new(form.password);
-    let account = match normalize_username(&form.username) {
-        Some(name) => store.account_by_username(&name).await?,
-        None => None,
+    let Some(account) = check_password(&state, &form.username, password).await? else {
+        let page = SignInPage {
+            error: Some(SIGN_IN_FAILED),
+            csrf_token: session.csrf_token(),
+            next,
+        };
+        return render(StatusCode::UNAUTHORIZED, &page);
     };
-    // A stopped method is verified against the dummy hash: same time, same answer.
-    let usable = account
-        .as_ref()
-        .filter(|a| a.password_failures < MAX_FAILURES);
-    let matches = verify_password(password, usable.map(|a| a.password_hash.clone())).await?;
-    let account = match (account, matches) {
-        (Some(account), true) => account,
-        (account, _) => {
-            if let Some(a) = account.filter(|a| a.password_failures < MAX_FAILURES) {
-                let failures = store.record_failure(a.id, Factor::Password).await?;
-                if failures >= MAX_FAILURES {
-                    tracing::warn!(account = %a.id, "password sign-in stopped after too many failures");
-                }
-            }
-            let page = SignInPage {
-                error: Some(SIGN_IN_FAILED),
-                csrf_token: session.csrf_token(),
-                next,
-            };
-            return render(StatusCode::UNAUTHORIZED, &page);
-        }
-    };
-    store.reset_failures(account.id, Factor::Password).await?;
+    let account = store.account(account).await?.ok_or(AppError::NotFound)?;
     let jar = start_session(store, jar, account.id).await?;
     let to = if account.totp_confirmed {
         with_next("/signin/totp", &next)

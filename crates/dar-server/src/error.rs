@@ -89,6 +89,18 @@ pub enum AppError {
     },
     /// The request took longer than the configured timeout.
     Timeout,
+    /// The credentials given are wrong (401); the message is fixed and the same whichever part
+    /// was wrong, so it reveals no account.
+    Unauthorized {
+        /// A fixed description.
+        message: &'static str,
+    },
+    /// The resource is no longer in a state that allows the request (409): a recovery that no
+    /// longer takes evidence, a change that lost a race.
+    Conflict {
+        /// A fixed description.
+        message: &'static str,
+    },
     /// The route belongs to a role this deployment does not run (yet).
     NotConfigured {
         /// What is missing, e.g. `"the token status endpoint"`.
@@ -158,6 +170,8 @@ impl AppError {
             Self::NotFound => StatusCode::NOT_FOUND,
             Self::MethodNotAllowed | Self::WrongMethod { .. } => StatusCode::METHOD_NOT_ALLOWED,
             Self::Csrf(_) => StatusCode::FORBIDDEN,
+            Self::Unauthorized { .. } => StatusCode::UNAUTHORIZED,
+            Self::Conflict { .. } => StatusCode::CONFLICT,
             Self::RateLimited { .. } => StatusCode::TOO_MANY_REQUESTS,
             Self::Timeout | Self::NotConfigured { .. } | Self::StorageUnavailable => {
                 StatusCode::SERVICE_UNAVAILABLE
@@ -182,6 +196,8 @@ impl AppError {
             Self::Csrf(CsrfError::TokenMismatch) => "csrf_token_mismatch",
             Self::Csrf(CsrfError::CrossSite) => "cross_site_request",
             Self::RateLimited { .. } => "rate_limited",
+            Self::Unauthorized { .. } => "unauthorized",
+            Self::Conflict { .. } => "conflict",
             Self::Timeout => "timeout",
             Self::NotConfigured { .. } => "not_configured",
             Self::StorageUnavailable => "storage_unavailable",
@@ -217,7 +233,10 @@ impl AppError {
                 "the recovery provider's storage failed; try again later".into()
             }
             Self::RecoveryProvider(e) => e.to_string(),
-            Self::BadRequest { message } | Self::WrongMethod { message } => (*message).to_owned(),
+            Self::BadRequest { message }
+            | Self::WrongMethod { message }
+            | Self::Unauthorized { message }
+            | Self::Conflict { message } => (*message).to_owned(),
             Self::UnsupportedMediaType => "the request body has an unsupported media type".into(),
             Self::PayloadTooLarge => "the request body is too large for this endpoint".into(),
             Self::NotFound => "no such resource".into(),

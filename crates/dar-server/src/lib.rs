@@ -60,6 +60,7 @@ pub mod auth;
 pub mod config;
 pub mod demo;
 pub mod error;
+pub mod lockout;
 pub mod mail;
 mod notify;
 pub mod outbox;
@@ -141,6 +142,7 @@ pub fn app_with(state: AppState, routes: Router<AppState>) -> Router {
 pub fn pages(state: &AppState) -> Router<AppState> {
     auth::routes()
         .merge(ap::routes(state))
+        .merge(lockout::routes(state))
         .merge(rp::routes(state))
 }
 

@@ -10,20 +10,18 @@
 //! Bodies never hold a password, a token or a recovery code; an email code appears only in the
 //! one message that delivers it.
 
-use dar_store::{AccountId, NewAudit, NewMail, Store};
-
-use crate::error::AppError;
+use dar_store::{AccountId, NewAudit, NewMail, Store, StoreError};
 
 /// The account's verified notification addresses (unverified ones get no security mail: the
 /// owner never proved they read them).
 ///
 /// # Errors
 ///
-/// [`AppError::Store`] when the database fails.
+/// [`StoreError`] when the database fails.
 pub(crate) async fn verified_addresses(
     store: &Store,
     account: AccountId,
-) -> Result<Vec<String>, AppError> {
+) -> Result<Vec<String>, StoreError> {
     Ok(store
         .emails(account)
         .await?

@@ -1,4 +1,4 @@
-//! The recovery provider's pages and protocol endpoints (draft §3.1, §3.4, §3.6).
+//! The recovery provider's pages and protocol endpoints (draft §3.1, §3.3, §3.4, §3.6).
 //!
 //! Handlers extract, call [`dar_recovery_provider::RecoveryProvider`], and map its errors
 //! ([`AppError::RecoveryProvider`]); no SQL or cryptography here.
@@ -25,6 +25,8 @@
 //!   [`recover`](dar_recovery_provider::RecoveryProvider::recover) and shows a page whose form
 //!   POSTs `countersigned-token` to the account provider's `recover-account-return` (a
 //!   visible "Continue" button, no JavaScript).
+//! - `save-token-async-api-iframe` (§3.3), when `save_token_async_api_iframe_path` is set: the
+//!   one framable page, its script and its JSON endpoint ([`iframe`]).
 
 use askama::Template;
 use axum::Router;
@@ -43,6 +45,8 @@ use crate::auth::{SignedInUser, park, parked_id, peek_parked, render, take_parke
 use crate::error::{AppError, AppForm};
 use crate::security::CsrfForm;
 use crate::state::{AppState, RecoveryProviderService};
+
+pub mod iframe;
 
 /// How long a parked save-token request waits for its page (seconds).
 const PARK_SECS: i64 = 10 * 60;
@@ -63,7 +67,7 @@ pub fn routes(state: &AppState) -> Router<AppState> {
         return Router::new();
     };
     let settings = &slot.settings;
-    Router::new()
+    let router = Router::new()
         .route("/rp/save", get(confirm_page).post(confirm))
         .route("/rp/tokens", get(tokens_page))
         .route("/rp/tokens/delete", post(delete_token))
@@ -82,7 +86,11 @@ pub fn routes(state: &AppState) -> Router<AppState> {
             get(recover_page)
                 .post(recover_post)
                 .layer(DefaultBodyLimit::max(crate::auth::ACCOUNT_FORM_BODY_LIMIT)),
-        )
+        );
+    match &settings.save_token_async_api_iframe_path {
+        Some(path) => router.merge(iframe::routes(path, settings.token_max_size)),
+        None => router,
+    }
 }
 
 fn service(state: &AppState) -> Result<&RecoveryProviderService, AppError> {

@@ -15,8 +15,9 @@
 //!   development `http://localhost:*` and `http://127.0.0.1:*` are added for loopback peers.
 //! - `X-Frame-Options: DENY` and `frame-ancestors 'none'` (clickjacking, §6.5), except on a
 //!   route that opts in with [`allow_framing`]: only the recovery provider's
-//!   `save-token-async-api-iframe` (§3.3), which any account provider's page embeds, so there
-//!   it is `frame-ancestors https:` and no `X-Frame-Options`.
+//!   `save-token-async-api-iframe` (§3.3), which account providers' pages embed, so there it
+//!   is `frame-ancestors` with the origins of `recovery_provider.allowed_account_providers`
+//!   (`https:` when that list is absent) and no `X-Frame-Options`.
 //! - `Strict-Transport-Security: max-age=31536000` (not in development: it would pin
 //!   `localhost` to https in the developer's browser).
 //! - `X-Content-Type-Options: nosniff`, `Referrer-Policy: no-referrer`.
@@ -45,7 +46,8 @@
 //!
 //! 1. [`same_origin_guard`], on every POST, PUT, PATCH and DELETE: refuses a request whose
 //!    `Sec-Fetch-Site` is `cross-site` or `same-site`, or whose `Origin` is present and is not
-//!    the public origin.
+//!    the public origin (`null` passes only with `Sec-Fetch-Site: same-origin`: see
+//!    [`check_same_origin`]).
 //! 2. [`CsrfForm`], the extractor every state-changing form handler uses: the form's
 //!    `csrf_token` field must equal the session's token (compared in constant time). The token
 //!    lives in the signed, HttpOnly, Secure, `SameSite=Lax` session cookie ([`Session`]).
@@ -96,11 +98,12 @@ use crate::state::AppState;
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum Framing {
-    /// Any https page may frame this response (`frame-ancestors https:`).
-    AllowHttpsAncestors,
+    /// The account providers' pages may frame this response (`frame-ancestors` with the
+    /// origins of `recovery_provider.allowed_account_providers`, or `https:` without a list).
+    AllowAncestors,
 }
 
-/// Marks a response as framable by https pages. Use it only on the recovery provider's
+/// Marks a response as framable by account providers' pages. Use it only on the recovery provider's
 /// `save-token-async-api-iframe` route (§3.3), as a per-route layer:
 ///
 /// ```ignore
@@ -112,23 +115,30 @@ pub enum Framing {
 /// A framable page can be clickjacked (§6.5): it must not offer any action a click could
 /// trigger without the user's informed consent.
 pub async fn allow_framing(mut response: Response) -> Response {
-    response
-        .extensions_mut()
-        .insert(Framing::AllowHttpsAncestors);
+    response.extensions_mut().insert(Framing::AllowAncestors);
     response
 }
 
-/// The `Content-Security-Policy` value (see the module docs for why each directive).
-pub(crate) fn content_security_policy(framable: bool, development: bool) -> HeaderValue {
+/// The `Content-Security-Policy` value (see the module docs for why each directive). A
+/// framable response may be framed by `ancestors`, or by any https page when the list is empty.
+pub(crate) fn content_security_policy(
+    framable: bool,
+    ancestors: &[Origin],
+    development: bool,
+) -> HeaderValue {
     let dev = if development {
         " http://localhost:* http://127.0.0.1:*"
     } else {
         ""
     };
-    let ancestors = if framable {
+    let ancestors = if !framable {
+        "'none'".to_owned()
+    } else if ancestors.is_empty() {
         format!("https:{dev}")
     } else {
-        "'none'".to_owned()
+        // Canonical origins are ASCII without spaces or `;`: each is one source expression.
+        let listed: Vec<&str> = ancestors.iter().map(Origin::as_str).collect();
+        listed.join(" ")
     };
     let policy = format!(
         "default-src 'self'; base-uri 'none'; object-src 'none'; \
@@ -141,7 +151,7 @@ pub(crate) fn content_security_policy(framable: bool, development: bool) -> Head
 /// Middleware: adds the security headers to every response of the HTTPS application.
 pub async fn security_headers(State(state): State<AppState>, req: Request, next: Next) -> Response {
     let mut response = next.run(req).await;
-    let framable = response.extensions().get::<Framing>() == Some(&Framing::AllowHttpsAncestors);
+    let framable = response.extensions().get::<Framing>() == Some(&Framing::AllowAncestors);
     let headers = response.headers_mut();
     headers.insert(header::CONTENT_SECURITY_POLICY, state.csp(framable));
     if framable {
@@ -207,19 +217,27 @@ pub async fn shape_errors(req: Request, next: Next) -> Response {
 /// Checks that a request comes from the deployment's own pages: `Sec-Fetch-Site` (when sent)
 /// is `same-origin` or `none`, and `Origin` (when sent) is the public origin.
 ///
+/// One exception: `Origin: null` with `Sec-Fetch-Site: same-origin`. Under this application's
+/// `Referrer-Policy: no-referrer`, browsers send `Origin: null` on every POST, their own
+/// pages' forms included (Fetch, "serializing a request origin"); `Sec-Fetch-Site` is set by
+/// the browser alone (pages cannot write it) and says the page was this origin's. Without
+/// `Sec-Fetch-Site`, `null` is refused.
+///
 /// # Errors
 ///
 /// [`CsrfError::CrossSite`] otherwise.
 pub fn check_same_origin(headers: &HeaderMap, public_origin: &Origin) -> Result<(), CsrfError> {
-    if let Some(site) = headers.get("sec-fetch-site") {
-        // A subdomain (`same-site`) is another origin too.
-        if !matches!(site.as_bytes(), b"same-origin" | b"none") {
-            return Err(CsrfError::CrossSite);
-        }
+    let site = headers.get("sec-fetch-site").map(HeaderValue::as_bytes);
+    // A subdomain (`same-site`) is another origin too.
+    if site.is_some_and(|site| !matches!(site, b"same-origin" | b"none")) {
+        return Err(CsrfError::CrossSite);
     }
+    let vouched = site == Some(b"same-origin".as_slice());
     for origin in headers.get_all(header::ORIGIN) {
-        // Browsers serialize origins canonically, as `Origin` does; `null` never matches.
-        if origin.as_bytes() != public_origin.as_str().as_bytes() {
+        // Browsers serialize origins canonically, as `Origin` does.
+        let same = origin.as_bytes() == public_origin.as_str().as_bytes();
+        let vouched_null = vouched && origin.as_bytes() == b"null";
+        if !(same || vouched_null) {
             return Err(CsrfError::CrossSite);
         }
     }

@@ -52,6 +52,9 @@ pub enum ServerError {
     /// The database cannot be opened or migrated.
     #[error("cannot open the database: {0}")]
     Storage(#[source] dar_store::StoreError),
+    /// The account provider's mail cannot be set up (`[account_provider.mail]`).
+    #[error("cannot set up the account provider's mail: {0}")]
+    Mail(String),
     /// The log subscriber cannot be installed.
     #[error("cannot start logging: {0}")]
     Logging(String),
@@ -246,7 +249,9 @@ pub async fn start(config: &Config, state: &AppState, app: Router) -> Result<Run
 /// Runs the deployment: reads the key files, binds, serves until SIGINT or SIGTERM, then
 /// shuts down gracefully (in-flight requests get [`SHUTDOWN_GRACE`]). With the recovery
 /// provider role it also runs the outbox worker
-/// ([`outbox::worker_from_config`](crate::outbox::worker_from_config)), stopped on shutdown.
+/// ([`outbox::worker_from_config`](crate::outbox::worker_from_config)), and with the account
+/// provider role the lockout worker ([`crate::lockout::worker::from_config`]), both stopped on
+/// shutdown.
 ///
 /// # Errors
 ///
@@ -277,12 +282,26 @@ pub async fn serve(config: Config) -> Result<(), ServerError> {
         database = config.database.scheme(),
         "dar server listening"
     );
+    // The account provider's lockout worker: timed unlocks, held factors, mail.
+    let (stop_lockout, lockout_shutdown) = tokio::sync::watch::channel(false);
+    let lockout =
+        crate::lockout::worker::from_config(&config, &state)?.map(|(worker, interval)| {
+            tracing::info!(
+                interval_secs = interval.as_secs(),
+                "lockout worker started (timed unlocks, mail)"
+            );
+            crate::lockout::worker::spawn(worker, interval, lockout_shutdown)
+        });
     let failure = tokio::select! {
         () = shutdown_signal() => None,
         error = running.failed() => Some(error),
     };
     let _ = stop_outbox.send(true);
+    let _ = stop_lockout.send(true);
     if let Some(task) = outbox {
+        let _ = task.await;
+    }
+    if let Some(task) = lockout {
         let _ = task.await;
     }
     match failure {

@@ -358,6 +358,12 @@ impl AppState {
         let protocol_paths = config.protocol_paths();
         let mut csrf_exempt_paths = protocol_paths.clone();
         csrf_exempt_paths.push(TOKEN_STATUS_PATH.to_owned());
+        // §3.3: only the account providers the recovery provider serves may frame its iframe.
+        let frame_ancestors = roles
+            .recovery_provider
+            .as_ref()
+            .and_then(|slot| slot.settings.allowed_account_providers.clone())
+            .unwrap_or_default();
         let rate_limit = security::rate_limit_config(&config.limits)
             .ok_or_else(|| invalid("limits", "rate limit out of range".into()))?;
         Ok(Self {
@@ -376,8 +382,8 @@ impl AppState {
                 recovery_provider,
                 discovery,
                 rate_limit: Arc::new(rate_limit),
-                csp: security::content_security_policy(false, dev),
-                csp_framable: security::content_security_policy(true, dev),
+                csp: security::content_security_policy(false, &[], dev),
+                csp_framable: security::content_security_policy(true, &frame_ancestors, dev),
             }),
         })
     }
@@ -609,6 +615,11 @@ pub fn discovery_settings(config: &Config) -> Result<dar_discovery::HttpSettings
         }
     }
     Ok(settings)
+}
+
+/// Reads a key file, refusing oversize ones. The error is a fixed description.
+pub(crate) fn read_secret_file(path: &Path) -> Result<Zeroizing<String>, String> {
+    read_key_file(path)
 }
 
 /// Reads a key file, refusing oversize ones. The error is a fixed description.

@@ -377,7 +377,15 @@ async fn a_replayed_countersigned_token_is_refused_the_second_time() {
             )
             .await
             .unwrap();
-        assert_eq!(page.status, StatusCode::OK, "{}", page.body);
+        // Accepted: the evidence is parked for the browser's lockout recovery.
+        assert_eq!(page.status, StatusCode::SEE_OTHER, "{}", page.body);
+        assert!(
+            page.location
+                .as_deref()
+                .is_some_and(|l| l.starts_with("/recovery/continue?id=")),
+            "{:?}",
+            page.location
+        );
         let after_first = stored(&pair).await;
         assert_eq!(after_first.ap_recoveries, 1);
         let page = pair
@@ -446,7 +454,15 @@ async fn countersigned_tokens_for_another_provider_or_out_of_time_are_refused() 
             )
             .await
             .unwrap();
-        assert_eq!(page.status, StatusCode::OK, "{}", page.body);
+        // Accepted: the evidence is parked for the browser's lockout recovery.
+        assert_eq!(page.status, StatusCode::SEE_OTHER, "{}", page.body);
+        assert!(
+            page.location
+                .as_deref()
+                .is_some_and(|l| l.starts_with("/recovery/continue?id=")),
+            "{:?}",
+            page.location
+        );
         pair.stop().await;
     }
 }

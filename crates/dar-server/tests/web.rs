@@ -186,9 +186,20 @@ async fn save_and_recover(backend: &Backend) {
         )
         .await
         .unwrap();
+    // The evidence joins the browser's lockout recovery, whose policy decides: one delegated
+    // token alone earns a timed unlock (spec/lockout-policy.md).
+    assert_eq!(page.status, StatusCode::SEE_OTHER, "{}", page.body);
+    let to = page.redirect("the lockout recovery").unwrap();
+    assert!(to.starts_with("/recovery/continue?id="), "{to}");
+    let page = browser.get(&format!("{apo}{to}")).await.unwrap();
+    assert_eq!(page.redirect("the recovery page").unwrap(), "/recovery");
+    let page = browser.get(&format!("{apo}/recovery")).await.unwrap();
     assert_eq!(page.status, StatusCode::OK, "{}", page.body);
-    assert!(page.body.contains("nothing has been unlocked"));
+    assert!(page.body.contains("timed unlock"), "{}", page.body);
     assert!(page.body.contains(&rpo));
+    // The parked evidence is taken once.
+    let page = browser.get(&format!("{apo}{to}")).await.unwrap();
+    assert_eq!(page.status, StatusCode::NOT_FOUND);
 
     // Negative: a replayed countersigned token, and GET on recover-account-return.
     let page = browser

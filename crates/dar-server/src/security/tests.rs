@@ -260,6 +260,19 @@ fn same_origin_check() {
     assert_eq!(with(&[("sec-fetch-site", "same-site")]), cross);
     assert_eq!(with(&[("origin", "https://evil.example")]), cross);
     assert_eq!(with(&[("origin", "null")]), cross);
+    // A browser's own form under `Referrer-Policy: no-referrer`: `null`, vouched for.
+    assert_eq!(
+        with(&[("origin", "null"), ("sec-fetch-site", "same-origin")]),
+        Ok(())
+    );
+    assert_eq!(
+        with(&[("origin", "null"), ("sec-fetch-site", "cross-site")]),
+        cross
+    );
+    assert_eq!(
+        with(&[("origin", "null"), ("sec-fetch-site", "none")]),
+        cross
+    );
     assert_eq!(with(&[("origin", "https://dar.test:8443")]), cross);
     assert_eq!(
         with(&[("origin", ORIGIN), ("origin", "https://evil.example")]),
