@@ -37,6 +37,10 @@ pub(crate) enum Command {
     /// loopback over HTTPS, and a scripted browser through sign-up, saving a recovery token,
     /// losing the second factor and recovering (or, with `--serve`, keep both running).
     Demo(DemoArgs),
+    /// Staff review of an account provider's lockout recoveries: list them, show one with its
+    /// evidence and history, approve or deny it (each decision is mailed to the account's
+    /// verified addresses and audited with the staff member's name).
+    Recoveries(RecoveriesArgs),
 }
 
 #[derive(Debug, Args)]
@@ -276,4 +280,93 @@ pub(crate) struct DemoArgs {
     /// Set both deployments up, print their URLs and keep them running until Ctrl-C.
     #[arg(long)]
     pub(crate) serve: bool,
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct RecoveriesArgs {
+    /// The deployment's TOML configuration file: its `database` and `[account_provider]`.
+    /// Required; may come before or after the subcommand.
+    #[arg(long, global = true, value_name = "FILE")]
+    pub(crate) config: Option<PathBuf>,
+    #[command(subcommand)]
+    pub(crate) command: RecoveriesCommand,
+}
+
+#[derive(Debug, Subcommand)]
+pub(crate) enum RecoveriesCommand {
+    /// List recoveries, newest first.
+    List(RecoveriesListArgs),
+    /// Show one recovery: its state, evidence (never a secret) and the account's recent
+    /// audit events.
+    Show(RecoveryShowArgs),
+    /// Approve a recovery in review: the account's second factor is reset and every session
+    /// revoked; the user signs in with the password and enrols a new second factor.
+    Approve(RecoveryApproveArgs),
+    /// Deny a recovery that can still unlock (collecting, pending or review).
+    Deny(RecoveryDenyArgs),
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct RecoveriesListArgs {
+    /// Only recoveries in this state (collecting, pending, unlocked, refused, cancelled,
+    /// review, denied).
+    #[arg(long, value_parser = recovery_state)]
+    pub(crate) state: Option<dar_store::RecoveryState>,
+    /// At most this many (1 to 1000).
+    #[arg(long, value_name = "N", default_value_t = 50,
+          value_parser = clap::value_parser!(u32).range(1..=1000))]
+    pub(crate) limit: u32,
+    /// Print one JSON object.
+    #[arg(long)]
+    pub(crate) json: bool,
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct RecoveryShowArgs {
+    /// The recovery's id (as `list` prints it).
+    #[arg(value_parser = clap::value_parser!(i64).range(1..))]
+    pub(crate) id: i64,
+    /// Print one JSON object.
+    #[arg(long)]
+    pub(crate) json: bool,
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct RecoveryApproveArgs {
+    /// The recovery's id.
+    #[arg(value_parser = clap::value_parser!(i64).range(1..))]
+    pub(crate) id: i64,
+    /// Who decides: recorded in the recovery and the audit log as `staff:NAME`.
+    #[arg(long, value_name = "NAME")]
+    pub(crate) staff: String,
+    /// Print one JSON object.
+    #[arg(long)]
+    pub(crate) json: bool,
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct RecoveryDenyArgs {
+    /// The recovery's id.
+    #[arg(value_parser = clap::value_parser!(i64).range(1..))]
+    pub(crate) id: i64,
+    /// Who decides: recorded in the recovery and the audit log as `staff:NAME`.
+    #[arg(long, value_name = "NAME")]
+    pub(crate) staff: String,
+    /// Why, told to the account's owner and kept in the audit log (control characters become
+    /// spaces; at most 500 characters are kept).
+    #[arg(long, value_name = "TEXT")]
+    pub(crate) reason: String,
+    /// Print one JSON object.
+    #[arg(long)]
+    pub(crate) json: bool,
+}
+
+fn recovery_state(text: &str) -> Result<dar_store::RecoveryState, String> {
+    dar_store::RecoveryState::parse(text).ok_or_else(|| {
+        let all: Vec<&str> = dar_store::RecoveryState::ALL
+            .iter()
+            .map(|s| s.as_str())
+            .collect();
+        format!("expected one of {}", all.join(", "))
+    })
 }

@@ -1,5 +1,5 @@
-//! `dar`: keys, tokens, test vectors, benchmarks, the server and the demo for Delegated Account
-//! Recovery.
+//! `dar`: keys, tokens, test vectors, benchmarks, the server, the demo and staff review of
+//! lockout recoveries for Delegated Account Recovery.
 //!
 //! The command line is a contract that scripts and conformance checks rely on (see the
 //! repository README): exit status 0 means valid, 1 invalid (with the error's stable code), 2 a
@@ -14,6 +14,7 @@ mod cli;
 mod demo_cmd;
 mod input;
 mod output;
+mod recoveries_cmd;
 mod token_cmd;
 mod vectors;
 
@@ -41,6 +42,7 @@ fn main() -> ExitCode {
         Command::Bench(args) => bench::run(&args),
         Command::Serve(args) => serve(&args),
         Command::Demo(args) => demo_cmd::run(&args),
+        Command::Recoveries(args) => recoveries_cmd::run(&args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -23,6 +23,13 @@
 //!
 //! Sign-up necessarily tells whether a username is taken; the sign-in page never does.
 //!
+//! # Account security
+//!
+//! Sign-up asks for a notification address, stored unverified, with a verification mail
+//! (module `account_security`). On an old account, a newly enrolled authenticator is held
+//! for the policy's pause instead of activated, with a cancel link to every verified address.
+//! A sign-in with the existing second factor cancels the account's open recoveries.
+//!
 //! Every form carries the session's CSRF token ([`CsrfForm`]); every page is plain HTML with a
 //! label on each input and no JavaScript.
 
@@ -39,6 +46,7 @@ use serde::Deserialize;
 use sha2::{Digest as _, Sha256};
 use zeroize::Zeroizing;
 
+use crate::account_security::{self, ClientAddress};
 use crate::error::AppError;
 use crate::security::{CsrfForm, Session, end_session, ensure_session};
 use crate::state::AppState;
@@ -230,7 +238,7 @@ pub(crate) fn with_next(path: &str, next: &str) -> String {
 
 /// A username as stored: trimmed and lower-cased; `None` unless 3 to 64 characters of
 /// `a-z 0-9 . _ -` (also keeps `:` out of the TOTP URI).
-fn normalize_username(raw: &str) -> Option<String> {
+pub(crate) fn normalize_username(raw: &str) -> Option<String> {
     let name = raw.trim().to_ascii_lowercase();
     let ok = (3..=64).contains(&name.len())
         && name
@@ -451,7 +459,8 @@ pub(crate) async fn peek_parked(
         .await?)
 }
 
-fn hash_hex(bytes: &[u8]) -> String {
+/// Hex SHA-256: how session ids, parked ids and link tokens are stored.
+pub(crate) fn hash_hex(bytes: &[u8]) -> String {
     Sha256::digest(bytes)
         .iter()
         .map(|b| format!("{b:02x}"))
@@ -524,6 +533,7 @@ struct NextQuery {
 struct SignUpForm {
     username: String,
     password: String,
+    email: String,
 }
 
 #[derive(Deserialize)]
@@ -555,6 +565,7 @@ async fn sign_up_page(jar: SignedCookieJar) -> Result<Response, AppError> {
 async fn sign_up(
     State(state): State<AppState>,
     jar: SignedCookieJar,
+    ClientAddress(source): ClientAddress,
     CsrfForm { session, form }: CsrfForm<SignUpForm>,
 ) -> Result<Response, AppError> {
     let store = store(&state)?;
@@ -580,6 +591,9 @@ async fn sign_up(
             "Choose a password of at least 12 characters (and at most 1024 bytes).",
         );
     }
+    let Some(email) = account_security::normalize_email(&form.email) else {
+        return refuse(StatusCode::BAD_REQUEST, account_security::ADDRESS_INVALID);
+    };
     let hash = hash_password(password).await?;
     let Some(account) = store.create_account(&username, &hash, now()).await? else {
         return refuse(
@@ -589,6 +603,9 @@ async fn sign_up(
     };
     let secret = new_totp_secret()?;
     store.set_totp_secret(account, &secret).await?;
+    if let Some(created) = store.account(account).await? {
+        account_security::add_address(&state, &created, &email, source).await?;
+    }
     let jar = start_session(store, jar, account).await?;
     Ok((jar, Redirect::to("/account/totp")).into_response())
 }
@@ -654,6 +671,7 @@ async fn totp_page(
 async fn totp_submit(
     State(state): State<AppState>,
     user: PendingUser,
+    ClientAddress(source): ClientAddress,
     CsrfForm { form, .. }: CsrfForm<CodeForm>,
 ) -> Result<Response, AppError> {
     let store = store(&state)?;
@@ -691,6 +709,7 @@ async fn totp_submit(
     store
         .set_second_factor_ok(&session_hash(&user.session), now())
         .await?;
+    account_security::end_recoveries_on_sign_in(&state, account, source).await?;
     Ok(Redirect::to(&next).into_response())
 }
 
@@ -703,6 +722,9 @@ async fn enrol_page(
     let account = &user.account;
     if account.totp_confirmed {
         return Ok(Redirect::to(&with_next("/signin/totp", &next)).into_response());
+    }
+    if let Some(held) = store(&state)?.pending_factor(account.id).await? {
+        return account_security::held_page(held.effective_at);
     }
     let secret = match &account.totp_secret {
         Some(secret) => Zeroizing::new(secret.clone()),
@@ -729,6 +751,7 @@ async fn enrol_page(
 async fn enrol_submit(
     State(state): State<AppState>,
     user: PendingUser,
+    ClientAddress(source): ClientAddress,
     CsrfForm { form, .. }: CsrfForm<CodeForm>,
 ) -> Result<Response, AppError> {
     let store = store(&state)?;
@@ -742,7 +765,16 @@ async fn enrol_submit(
     };
     let totp = totp(secret, &account.username, &totp_issuer(&state))?;
     let accepted = match check_code(&totp, &form.code) {
-        Some(step) => store.accept_totp_step(account.id, step).await?,
+        Some(step) => {
+            // An old account's new factor waits, so a stolen password cannot lock the owner
+            // out: held, it is not confirmed here.
+            if let Some(held) =
+                account_security::hold_new_factor(&state, account, secret, source).await?
+            {
+                return Ok(held);
+            }
+            store.accept_totp_step(account.id, step).await?
+        }
         None => false,
     };
     if !accepted {

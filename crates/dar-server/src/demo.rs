@@ -798,6 +798,7 @@ impl Browser {
                 ("csrf_token", &csrf),
                 ("username", username),
                 ("password", PASSWORD),
+                ("email", &format!("{username}@example.com")),
             ],
         )
         .await?

@@ -15,6 +15,9 @@
 //! - [`auth`]: web accounts on the database (`database`): sign-up with TOTP enrolment,
 //!   sign-in with password then TOTP code, revocable sessions, and the
 //!   [`auth::SignedInUser`] extractor the role pages use.
+//! - `account_security`: the account's security pages (notification addresses, recovery
+//!   codes, trusted contacts and their approvals, the security history) and the pause before
+//!   a new second factor takes effect on an old account.
 //! - [`ap`] and [`rp`]: the account provider's and the recovery provider's pages and
 //!   protocol endpoints, calling the role crates' services ([`AppState::account_provider`],
 //!   [`AppState::recovery_provider`]), which run on the same database and discover peers
@@ -27,6 +30,8 @@
 //!
 //! - [`outbox`]: the recovery provider's outbox worker (status callbacks, user notifications),
 //!   which [`serve`] runs next to the listeners.
+//! - [`staff`]: staff review of lockout recoveries (list, show, approve, deny) on the
+//!   database, for `dar recoveries`; every decision notified and audited with who made it.
 //! - [`demo`]: both roles side by side on loopback and a scripted browser, for `dar demo` and
 //!   the end-to-end tests.
 //!
@@ -55,6 +60,7 @@
 // Unit tests may unwrap and panic: a panic is a test failure.
 #![cfg_attr(test, allow(clippy::unwrap_used, clippy::expect_used, clippy::panic))]
 
+mod account_security;
 pub mod ap;
 pub mod auth;
 pub mod config;
@@ -67,6 +73,7 @@ pub mod outbox;
 pub mod rp;
 pub mod security;
 mod server;
+pub mod staff;
 mod state;
 pub mod tls;
 mod wellknown;
@@ -135,12 +142,13 @@ pub fn app_with(state: AppState, routes: Router<AppState>) -> Router {
 }
 
 /// The user pages and the role routes [`serve`] mounts with [`app_with`]: the account pages
-/// ([`auth::routes`]) and both roles' pages and protocol endpoints ([`ap::routes`],
+/// ([`auth::routes`], the account security pages) and both roles' pages and protocol endpoints ([`ap::routes`],
 /// [`rp::routes`]), at the paths
 /// `state`'s configuration names. They need a state with a database
 /// ([`AppState::with_store`]).
 pub fn pages(state: &AppState) -> Router<AppState> {
     auth::routes()
+        .merge(account_security::routes())
         .merge(ap::routes(state))
         .merge(lockout::routes(state))
         .merge(rp::routes(state))

@@ -265,10 +265,11 @@ async fn open_for(
     source: IpAddr,
 ) -> Result<(SignedCookieJar, LockoutRecovery), AppError> {
     let store = store(state)?;
-    if let Some(r) = current(store, &jar).await? {
-        if r.account == account && r.state == RecoveryState::Collecting {
-            return Ok((jar, r));
-        }
+    if let Some(r) = current(store, &jar).await?
+        && r.account == account
+        && r.state == RecoveryState::Collecting
+    {
+        return Ok((jar, r));
     }
     let handle = random_hex()?;
     let addresses = verified_addresses(store, account).await?;

@@ -17,7 +17,8 @@ use dar_store::{AccountId, NewAudit, NewMail, Store, StoreError};
 ///
 /// # Errors
 ///
-/// [`StoreError`] when the database fails.
+/// [`StoreError`] when the database fails (`?` turns it into an
+/// [`AppError`](crate::error::AppError) in handlers).
 pub(crate) async fn verified_addresses(
     store: &Store,
     account: AccountId,

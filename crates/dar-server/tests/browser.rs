@@ -243,6 +243,7 @@ impl Chrome {
         self.goto(&format!("{origin}/signup")).await;
         self.fill("#username", username).await;
         self.fill("#password", PASSWORD).await;
+        self.fill("#email", &format!("{username}@example.com")).await;
         if shots {
             self.shot("sign-up").await;
         }
@@ -460,7 +461,18 @@ async fn an_account_provider_page_saves_through_the_iframe_api() {
             ap.state.clone(),
             dar_server::pages(&ap.state),
         ));
-    let ap_running = dar_server::start(&ap.config, &ap.state, app).await.unwrap();
+    // The old listener's socket may take a moment to go: retry the bind for a few seconds.
+    let mut attempts = 0;
+    let ap_running = loop {
+        match dar_server::start(&ap.config, &ap.state, app.clone()).await {
+            Ok(running) => break running,
+            Err(dar_server::ServerError::Bind { .. }) if attempts < 50 => {
+                attempts += 1;
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+            Err(e) => panic!("cannot restart the account provider: {e}"),
+        }
+    };
 
     let mut chrome = Chrome::start("iframe-", &dir.join("profile")).await;
     chrome.sign_up(&apo, "alice", false).await;

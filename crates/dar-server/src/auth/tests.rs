@@ -19,6 +19,7 @@ pub(crate) struct Browser {
 
 pub(crate) struct Page {
     pub(crate) status: StatusCode,
+    pub(crate) headers: axum::http::HeaderMap,
     pub(crate) location: Option<String>,
     pub(crate) body: String,
 }
@@ -97,6 +98,7 @@ impl Browser {
             }
         }
         let status = response.status();
+        let headers = response.headers().clone();
         let location = response
             .headers()
             .get(header::LOCATION)
@@ -104,6 +106,7 @@ impl Browser {
         let body = String::from_utf8(crate::testutil::bytes(response).await).unwrap();
         Page {
             status,
+            headers,
             location,
             body,
         }
@@ -136,6 +139,10 @@ impl Browser {
                     ("csrf_token", &csrf),
                     ("username", username),
                     ("password", password),
+                    (
+                        "email",
+                        &format!("{}@example.test", username.to_lowercase()),
+                    ),
                 ],
             )
             .await;
@@ -345,6 +352,7 @@ async fn forms_need_the_csrf_token_and_valid_input() {
                 ("csrf_token", &csrf),
                 ("username", "dave"),
                 ("password", "short"),
+                ("email", "dave@example.test"),
             ],
         )
         .await;
@@ -357,6 +365,7 @@ async fn forms_need_the_csrf_token_and_valid_input() {
                 ("csrf_token", &csrf),
                 ("username", "a:b"),
                 ("password", PASSWORD),
+                ("email", "dave@example.test"),
             ],
         )
         .await;
@@ -373,6 +382,7 @@ async fn forms_need_the_csrf_token_and_valid_input() {
                 ("csrf_token", &csrf),
                 ("username", "DAVE"),
                 ("password", PASSWORD),
+                ("email", "dave@example.test"),
             ],
         )
         .await;
