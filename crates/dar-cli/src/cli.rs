@@ -280,6 +280,10 @@ pub(crate) struct DemoArgs {
     /// Set both deployments up, print their URLs and keep them running until Ctrl-C.
     #[arg(long)]
     pub(crate) serve: bool,
+    /// In the last chapter, cancel the timed unlock through the link in its notice instead of
+    /// waiting for it to complete.
+    #[arg(long, conflicts_with = "serve")]
+    pub(crate) cancel: bool,
 }
 
 #[derive(Debug, Args)]

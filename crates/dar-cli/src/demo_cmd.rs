@@ -12,12 +12,13 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use dar_server::demo::{Demo, DemoError, Page, StatusCode, between};
+use time::OffsetDateTime;
 
 use crate::cli::DemoArgs;
 use crate::output::Failure;
 
 /// How many steps the story has.
-const STEPS: usize = 8;
+const STEPS: usize = 10;
 /// The user of the story.
 const USER: &str = "alice";
 
@@ -31,7 +32,7 @@ pub(crate) fn run(args: &DemoArgs) -> Result<(), Failure> {
     if args.serve {
         runtime.block_on(serve(&dir))
     } else {
-        runtime.block_on(story(&dir))
+        runtime.block_on(story(&dir, args.cancel))
     }
 }
 
@@ -77,7 +78,7 @@ async fn set_up(dir: &Path) -> Result<Demo, Failure> {
                 demo.ca_file.display()
             );
             println!(
-                "  mail              {}  (the recovery provider's notifications, as .eml files)",
+                "  mail              {}  (both providers' notices and codes, as .eml files)",
                 demo.mail_dir.display()
             );
             println!("  ready in {} ms", started.elapsed().as_millis());
@@ -94,7 +95,8 @@ async fn set_up(dir: &Path) -> Result<Demo, Failure> {
 async fn serve(dir: &Path) -> Result<(), Failure> {
     let demo = set_up(dir).await?;
     let (stop, shutdown) = tokio::sync::watch::channel(false);
-    let worker = demo.spawn_outbox(Duration::from_secs(2), shutdown);
+    let worker = demo.spawn_outbox(Duration::from_secs(2), shutdown.clone());
+    let lockout = demo.spawn_lockout(Duration::from_secs(1), shutdown);
     println!();
     println!("Both deployments are running. In a browser that trusts the local CA certificate");
     println!("  {}", demo.ca_file.display());
@@ -108,6 +110,7 @@ async fn serve(dir: &Path) -> Result<(), Failure> {
     println!("stopping");
     let _ = stop.send(true);
     let _ = worker.await;
+    let _ = lockout.await;
     demo.shut_down(Duration::from_secs(2)).await.map_err(|e| {
         println!("dar demo: {e}");
         Failure::Invalid
@@ -166,28 +169,205 @@ fn error_code(page: &Page) -> (String, String) {
 }
 
 /// `dar demo`: the story.
-async fn story(dir: &Path) -> Result<(), Failure> {
+async fn story(dir: &Path, cancel: bool) -> Result<(), Failure> {
     let demo = set_up(dir).await?;
     println!();
-    let result = chapters(&demo).await;
+    let result = chapters(&demo, cancel).await;
     let _ = demo.shut_down(Duration::ZERO).await;
     result?;
     println!();
-    println!(
-        "Every step succeeded: alice recovered the evidence she needs, and the replay was refused."
-    );
-    println!(
-        "Next: the account provider's lockout-recovery POLICY — what this evidence unlocks \
-         (an immediate or a timed unlock, resetting the second factor) — is the next issue and \
-         not part of this demo yet: today the account provider records the evidence and \
-         unlocks nothing."
-    );
+    if cancel {
+        println!(
+            "Every step succeeded: alice recovered her account at once with a recovery token \
+             plus an email code, the replay was refused, and her second recovery, a timed \
+             unlock, was cancelled through the link in the notice."
+        );
+    } else {
+        println!(
+            "Every step succeeded: alice recovered her account at once with a recovery token \
+             plus an email code, the replay was refused, and her second recovery completed as \
+             a timed unlock. Run `dar demo --cancel` to see the owner cancel a timed unlock."
+        );
+    }
     println!("Everything the demo wrote is in {}", dir.display());
     Ok(())
 }
 
+/// The account provider's session survived? `false` once it was revoked (the account page
+/// then sends the browser to sign in).
+async fn signed_in(b: &mut dar_server::demo::Browser, apo: &str) -> Result<bool, DemoError> {
+    let page = b.get(&format!("{apo}/account")).await?;
+    Ok(page.status == StatusCode::OK)
+}
+
+/// Follows `recover-account-return`'s answer to the lockout recovery page.
+async fn to_recovery_page(
+    b: &mut dar_server::demo::Browser,
+    apo: &str,
+    page: &Page,
+) -> Result<Page, DemoError> {
+    page.expect(StatusCode::SEE_OTHER, "recover-account-return")?;
+    let to = page.redirect("the lockout recovery")?;
+    check(
+        to.starts_with("/recovery/continue?id="),
+        "the evidence did not go to the lockout recovery",
+    )?;
+    let page = b.get(&format!("{apo}{to}")).await?;
+    page.expect(StatusCode::SEE_OTHER, "attaching the evidence")?;
+    let page = b.get(&format!("{apo}/recovery")).await?;
+    page.expect(StatusCode::OK, "the recovery page")?;
+    Ok(page)
+}
+
+/// The decision paragraph of the recovery page, as text.
+fn decision(page: &Page) -> Result<String, DemoError> {
+    Ok(dar_server::demo::unescape(&between(
+        &page.body,
+        "<p id=\"decision\">",
+        "</p>",
+    )?))
+}
+
+/// The whole save-token round trip (§3.1, §3.2); returns the token id and what was done.
+async fn save_token(
+    b: &mut dar_server::demo::Browser,
+    apo: &str,
+    rpo: &str,
+) -> Result<(String, Vec<String>), DemoError> {
+    let page = b.get(&format!("{apo}/ap/recovery/setup")).await?;
+    page.expect(StatusCode::OK, "the set-up page")?;
+    let page = b
+        .post(
+            &format!("{apo}/ap/recovery/setup"),
+            &[
+                ("csrf_token", &page.field("csrf_token")?),
+                ("recovery_provider", rpo),
+            ],
+        )
+        .await?;
+    page.expect(StatusCode::OK, "issuing the token")?;
+    let save_url = page.form_action()?;
+    check(
+        save_url == format!("{rpo}/dar/save-token"),
+        "the token form does not post to the recovery provider's save-token",
+    )?;
+    let (token, state) = (page.field("token")?, page.field("state")?);
+    let page = b
+        .post_cross_site(apo, &save_url, &[("token", &token), ("state", &state)])
+        .await?;
+    page.expect(StatusCode::SEE_OTHER, "save-token")?;
+    let confirm_url = format!("{rpo}{}", page.redirect("the confirmation")?);
+    let page = b.get(&confirm_url).await?;
+    page.expect(StatusCode::OK, "the confirmation page")?;
+    check(
+        page.body.contains(apo),
+        "the confirmation does not name the AP",
+    )?;
+    let page = b
+        .post(
+            &confirm_url,
+            &[
+                ("csrf_token", &page.field("csrf_token")?),
+                ("action", "save"),
+            ],
+        )
+        .await?;
+    page.expect(StatusCode::SEE_OTHER, "confirming the save")?;
+    let back = page.redirect("save-token-return")?;
+    check(
+        back.starts_with(&format!("{apo}/dar/save-token-return?status=save-success")),
+        "the recovery provider did not return save-success",
+    )?;
+    let page = b.get(&back).await?;
+    page.expect(StatusCode::OK, "save-token-return")?;
+    check(
+        page.body.contains("saved your recovery token"),
+        "save-token-return does not confirm the save",
+    )?;
+    let token_id = between(&page.body, "Token id: <code>", "</code>")?;
+    let tokens = b.get(&format!("{rpo}/rp/tokens")).await?;
+    check(
+        tokens.body.contains(apo),
+        "the recovery provider does not list the saved token",
+    )?;
+    Ok((
+        token_id.clone(),
+        vec![
+            format!("the account provider issued recovery token {token_id} (signed, payload sealed)"),
+            format!("the browser POSTed it cross-site to {save_url}"),
+            format!("{USER} confirmed at the recovery provider, which saved it"),
+            "save-token-return at the account provider: status=save-success, state checked and used up".to_owned(),
+        ],
+    ))
+}
+
+/// "I lost my second factor" → the recovery provider countersigns → the countersigned token
+/// and where it goes.
+async fn countersign(
+    b: &mut dar_server::demo::Browser,
+    apo: &str,
+    rpo: &str,
+    token_id: &str,
+) -> Result<(String, String), DemoError> {
+    let page = b.get(&format!("{apo}/ap/recovery/lost")).await?;
+    page.expect(StatusCode::OK, "the lost-factor page")?;
+    let page = b
+        .post(
+            &format!("{apo}/ap/recovery/lost"),
+            &[
+                ("csrf_token", &page.field("csrf_token")?),
+                ("recovery_provider", rpo),
+            ],
+        )
+        .await?;
+    page.expect(StatusCode::SEE_OTHER, "choosing the recovery provider")?;
+    let recover_url = page.redirect("recover-account")?;
+    check(
+        recover_url.starts_with(&format!("{rpo}/dar/recover-account?issuer=")),
+        "not sent to the recovery provider's recover-account",
+    )?;
+    let page = b.get(&recover_url).await?;
+    page.expect(StatusCode::OK, "recover-account")?;
+    check(
+        page.body
+            .contains(&format!("name=\"token_id\" value=\"{token_id}\"")),
+        "the recovery provider does not offer the newest token",
+    )?;
+    let page = b
+        .post(
+            &format!("{rpo}/rp/recover"),
+            &[
+                ("csrf_token", &page.field("csrf_token")?),
+                ("issuer", &page.field("issuer")?),
+                ("token_id", token_id),
+            ],
+        )
+        .await?;
+    page.expect(StatusCode::OK, "countersigning")?;
+    let return_url = page.form_action()?;
+    check(
+        return_url == format!("{apo}/dar/recover-account-return"),
+        "the countersigned token does not go to the AP's recover-account-return",
+    )?;
+    Ok((return_url, page.field("countersigned-token")?))
+}
+
+/// Posts a form of the recovery page.
+async fn recovery_form(
+    b: &mut dar_server::demo::Browser,
+    apo: &str,
+    page: &Page,
+    action: &str,
+    fields: &[(&str, &str)],
+) -> Result<Page, DemoError> {
+    let csrf = page.field("csrf_token")?;
+    let mut all = vec![("csrf_token", csrf.as_str())];
+    all.extend_from_slice(fields);
+    b.post(&format!("{apo}{action}"), &all).await
+}
+
 #[allow(clippy::too_many_lines)]
-async fn chapters(demo: &Demo) -> Result<(), Failure> {
+async fn chapters(demo: &Demo, cancel: bool) -> Result<(), Failure> {
     let (apo, rpo) = (demo.ap.origin.clone(), demo.rp.origin.clone());
     let mut browser = demo.browser().map_err(|e| {
         println!("dar demo: {e}");
@@ -195,19 +375,40 @@ async fn chapters(demo: &Demo) -> Result<(), Failure> {
     })?;
     let b = &mut browser;
     let mut steps = Steps { done: 0 };
+    let address = format!("{USER}@example.com");
 
     steps
         .run(
             &format!(
-                "{USER} signs up at the account provider {apo} with a password and an \
-                 authenticator app (TOTP)"
+                "{USER} signs up at the account provider {apo} with a password, an \
+                 authenticator app (TOTP) and an email address"
             ),
             async {
                 b.sign_up(&apo, USER).await?;
+                demo.deliver_lockout(OffsetDateTime::now_utc()).await?;
+                let mail = demo
+                    .newest_mail(&address, "/account/email/verify?id=")
+                    .ok_or_else(|| DemoError::Unexpected("no verification mail was written".to_owned()))?;
+                let id = between(&mail, "/account/email/verify?id=", "\r\n")?;
+                let page = b.get(&format!("{apo}/account/email/verify?id={id}")).await?;
+                page.expect(StatusCode::OK, "the address confirmation page")?;
+                let page = b
+                    .post(
+                        &format!("{apo}/account/email/verify"),
+                        &[("csrf_token", &page.field("csrf_token")?), ("id", &id)],
+                    )
+                    .await?;
+                check(
+                    page.status.is_success() || page.status == StatusCode::SEE_OTHER,
+                    &format!("confirming the address answered {}", page.status),
+                )?;
                 Ok(vec![
                     "password stored as an argon2 hash; TOTP enrolled with a code from the app; \
                      signed in with both factors"
                         .to_owned(),
+                    format!(
+                        "{address} confirmed through the link mailed to it: security notices go there"
+                    ),
                 ])
             },
         )
@@ -228,62 +429,9 @@ async fn chapters(demo: &Demo) -> Result<(), Failure> {
         .run(
             &format!("{USER} sets up account recovery at the account provider, choosing {rpo}"),
             async {
-                let page = b.get(&format!("{apo}/ap/recovery/setup")).await?;
-                page.expect(StatusCode::OK, "the set-up page")?;
-                let page = b
-                    .post(
-                        &format!("{apo}/ap/recovery/setup"),
-                        &[
-                            ("csrf_token", &page.field("csrf_token")?),
-                            ("recovery_provider", &rpo),
-                        ],
-                    )
-                    .await?;
-                page.expect(StatusCode::OK, "issuing the token")?;
-                let save_url = page.form_action()?;
-                check(
-                    save_url == format!("{rpo}/dar/save-token"),
-                    "the token form does not post to the recovery provider's save-token",
-                )?;
-                let (token, state) = (page.field("token")?, page.field("state")?);
-                let page = b
-                    .post_cross_site(&apo, &save_url, &[("token", &token), ("state", &state)])
-                    .await?;
-                page.expect(StatusCode::SEE_OTHER, "save-token")?;
-                let confirm_url = format!("{rpo}{}", page.redirect("the confirmation")?);
-                let page = b.get(&confirm_url).await?;
-                page.expect(StatusCode::OK, "the confirmation page")?;
-                check(page.body.contains(&apo), "the confirmation does not name the AP")?;
-                let page = b
-                    .post(
-                        &confirm_url,
-                        &[("csrf_token", &page.field("csrf_token")?), ("action", "save")],
-                    )
-                    .await?;
-                page.expect(StatusCode::SEE_OTHER, "confirming the save")?;
-                let back = page.redirect("save-token-return")?;
-                check(
-                    back.starts_with(&format!("{apo}/dar/save-token-return?status=save-success")),
-                    "the recovery provider did not return save-success",
-                )?;
-                let page = b.get(&back).await?;
-                page.expect(StatusCode::OK, "save-token-return")?;
-                check(
-                    page.body.contains("saved your recovery token"),
-                    "save-token-return does not confirm the save",
-                )?;
-                token_id = between(&page.body, "Token id: <code>", "</code>")?;
-                let tokens = b.get(&format!("{rpo}/rp/tokens")).await?;
-                check(
-                    tokens.body.contains(&apo),
-                    "the recovery provider does not list the saved token",
-                )?;
-                Ok(vec![
-                    format!("the account provider issued recovery token {token_id} (signed, payload sealed)"),
-                    format!("the browser POSTed it cross-site to {save_url}"),
-                    format!("{USER} confirmed at the recovery provider, which saved it"),
-                    "save-token-return at the account provider: status=save-success, state checked and used up".to_owned(),
-                ])
+                let (id, lines) = save_token(b, &apo, &rpo).await?;
+                token_id = id;
+                Ok(lines)
             },
         )
         .await?;
@@ -322,65 +470,16 @@ async fn chapters(demo: &Demo) -> Result<(), Failure> {
         )
         .await?;
 
-    let mut recover_url = String::new();
-    steps
-        .run(
-            &format!(
-                "{USER} loses her second factor and chooses \"I lost my second factor\" at the \
-                 account provider"
-            ),
-            async {
-                let page = b.get(&format!("{apo}/ap/recovery/lost")).await?;
-                page.expect(StatusCode::OK, "the lost-factor page")?;
-                let page = b
-                    .post(
-                        &format!("{apo}/ap/recovery/lost"),
-                        &[
-                            ("csrf_token", &page.field("csrf_token")?),
-                            ("recovery_provider", &rpo),
-                        ],
-                    )
-                    .await?;
-                page.expect(StatusCode::SEE_OTHER, "choosing the recovery provider")?;
-                recover_url = page.redirect("recover-account")?;
-                check(
-                    recover_url.starts_with(&format!("{rpo}/dar/recover-account?issuer=")),
-                    "not sent to the recovery provider's recover-account",
-                )?;
-                Ok(vec![format!(
-                    "sent to {rpo}/dar/recover-account with the issuer hint"
-                )])
-            },
-        )
-        .await?;
-
     let mut countersigned = String::new();
     let mut return_url = String::new();
     steps
         .run(
             &format!(
-                "{USER} recovers through the recovery provider, signed in there with both factors"
+                "{USER} loses her second factor, chooses \"I lost my second factor\", and \
+                 recovers through the recovery provider (signed in there with both factors)"
             ),
             async {
-                let page = b.get(&recover_url).await?;
-                page.expect(StatusCode::OK, "recover-account")?;
-                let page = b
-                    .post(
-                        &format!("{rpo}/rp/recover"),
-                        &[
-                            ("csrf_token", &page.field("csrf_token")?),
-                            ("issuer", &page.field("issuer")?),
-                            ("token_id", &page.field("token_id")?),
-                        ],
-                    )
-                    .await?;
-                page.expect(StatusCode::OK, "countersigning")?;
-                return_url = page.form_action()?;
-                check(
-                    return_url == format!("{apo}/dar/recover-account-return"),
-                    "the countersigned token does not go to the AP's recover-account-return",
-                )?;
-                countersigned = page.field("countersigned-token")?;
+                (return_url, countersigned) = countersign(b, &apo, &rpo, &token_id).await?;
                 let report = demo.deliver_outbox().await?;
                 check(
                     report.delivered >= 1 && report.retrying == 0 && report.given_up == 0,
@@ -391,6 +490,7 @@ async fn chapters(demo: &Demo) -> Result<(), Failure> {
                     .last()
                     .ok_or_else(|| DemoError::Unexpected("no .eml file was written".to_owned()))?;
                 Ok(vec![
+                    format!("sent to {rpo}/dar/recover-account with the issuer hint"),
                     format!("the recovery provider countersigned token {token_id}"),
                     format!(
                         "its outbox worker told {USER} out of band: {}",
@@ -401,28 +501,39 @@ async fn chapters(demo: &Demo) -> Result<(), Failure> {
         )
         .await?;
 
+    let mut recovery = None;
     steps
         .run(
-            "the account provider checks the countersigned token and shows the evidence",
+            "the account provider checks the countersigned token, and its lockout-recovery \
+             policy decides",
             async {
                 let page = b
-                    .post_cross_site(&rpo, &return_url, &[("countersigned-token", &countersigned)])
+                    .post_cross_site(
+                        &rpo,
+                        &return_url,
+                        &[("countersigned-token", &countersigned)],
+                    )
                     .await?;
-                page.expect(StatusCode::OK, "recover-account-return")?;
+                let page = to_recovery_page(b, &apo, &page).await?;
+                check(page.body.contains(&rpo), "the evidence is not listed")?;
+                let decided = decision(&page)?;
                 check(
-                    page.body.contains("nothing has been unlocked") && page.body.contains(&rpo),
-                    "the evidence page is not the expected one",
+                    decided.contains("timed unlock"),
+                    &format!("expected a timed unlock, the policy said: {decided}"),
                 )?;
-                let cs_id = between(&page.body, "<dt>Countersigned token id</dt><dd><code>", "</code>")?;
-                let age = between(&page.body, "<dt>Token age</dt><dd>", "</dd>")?;
                 let summary = demo.ap_token(&token_id).await?;
+                recovery = Some(page);
                 Ok(vec![
                     "checked: the account provider's signature over the token and the recovery \
                      provider's countersignature (its key from its published configuration), \
                      freshness, the replay guard, the sealed payload against the issued token"
                         .to_owned(),
-                    format!("evidence: recovery provider {rpo}, token {token_id}, countersigned token {cs_id}, token age {age}"),
-                    format!("the account provider now holds token {token_id} as: {}", summary.state),
+                    format!(
+                        "the account provider now holds token {token_id} as: {}",
+                        summary.state
+                    ),
+                    format!("evidence: a recovery token countersigned by {rpo}"),
+                    format!("the policy: {decided}"),
                 ])
             },
         )
@@ -448,6 +559,189 @@ async fn chapters(demo: &Demo) -> Result<(), Failure> {
                 Ok(vec![format!("{} {code}: {message}", page.status.as_u16())])
             },
         )
+        .await?;
+
+    steps
+        .run(
+            &format!(
+                "{USER} adds a code mailed to {address}: the policy unlocks at once, resetting \
+                 her second factor and signing out every session"
+            ),
+            async {
+                let page = recovery
+                    .take()
+                    .ok_or_else(|| DemoError::Unexpected("no recovery page".to_owned()))?;
+                let email_id = between(&page.body, "name=\"email\" value=\"", "\"")?;
+                let page = recovery_form(
+                    b,
+                    &apo,
+                    &page,
+                    "/recovery/email/send",
+                    &[("email", &email_id)],
+                )
+                .await?;
+                page.expect(StatusCode::OK, "sending the email code")?;
+                demo.deliver_lockout(OffsetDateTime::now_utc()).await?;
+                let mail = demo
+                    .newest_mail(&address, "Your code to recover your account is: ")
+                    .ok_or_else(|| DemoError::Unexpected("no email code was mailed".to_owned()))?;
+                let code = zeroize::Zeroizing::new(between(
+                    &mail,
+                    "Your code to recover your account is: ",
+                    "\r\n",
+                )?);
+                let page =
+                    recovery_form(b, &apo, &page, "/recovery/email/check", &[("value", &code)])
+                        .await?;
+                page.expect(StatusCode::OK, "checking the email code")?;
+                let decided = decision(&page)?;
+                check(
+                    decided.contains("unlock your account now"),
+                    &format!("expected an unlock, the policy said: {decided}"),
+                )?;
+                let was_signed_in = signed_in(b, &rpo).await?;
+                let page = recovery_form(b, &apo, &page, "/recovery/finish", &[]).await?;
+                page.expect(StatusCode::OK, "unlocking")?;
+                check(
+                    page.body.contains("Your account is unlocked"),
+                    "the account was not unlocked",
+                )?;
+                check(
+                    !signed_in(b, &apo).await?,
+                    "the account provider's session survived the unlock",
+                )?;
+                demo.deliver_lockout(OffsetDateTime::now_utc()).await?;
+                let notice = demo
+                    .newest_mail(&address, "Your account was recovered")
+                    .is_some();
+                check(notice, "no notice of the unlock was mailed")?;
+                check(was_signed_in, "the recovery provider's session was lost")?;
+                Ok(vec![
+                    format!("the policy: {decided}"),
+                    "one transaction: the TOTP secret removed, every session of the account \
+                     revoked, the recovery marked unlocked, notices queued, the audit written"
+                        .to_owned(),
+                    format!("notice mailed to {address}; {USER} is NOT signed in automatically"),
+                ])
+            },
+        )
+        .await?;
+
+    steps
+        .run(
+            &format!(
+                "{USER} signs in with her password, must set up a new second factor, and saves a \
+                 new recovery token"
+            ),
+            async {
+                let page = b.get(&format!("{apo}/signin")).await?;
+                let page = b
+                    .post(
+                        &format!("{apo}/signin"),
+                        &[
+                            ("csrf_token", &page.field("csrf_token")?),
+                            ("username", USER),
+                            ("password", dar_server::demo::PASSWORD),
+                        ],
+                    )
+                    .await?;
+                page.expect(StatusCode::SEE_OTHER, "signing in")?;
+                let to = page.redirect("enrolment")?;
+                check(
+                    to.starts_with("/account/totp"),
+                    "sign-in did not ask for a new second factor",
+                )?;
+                b.enrol_totp(&apo).await?;
+                let (id, _) = save_token(b, &apo, &rpo).await?;
+                token_id = id;
+                Ok(vec![
+                    "password accepted; the old authenticator no longer exists, so she enrolled \
+                     a new one before reaching her account"
+                        .to_owned(),
+                    format!("new recovery token {token_id} saved at {rpo}"),
+                ])
+            },
+        )
+        .await?;
+
+    let title = if cancel {
+        format!(
+            "{USER}'s second factor is lost again: a timed unlock starts, and the link in its \
+             notice cancels it"
+        )
+    } else {
+        format!(
+            "{USER}'s second factor is lost again: a timed unlock starts and completes after \
+             its waiting period"
+        )
+    };
+    steps
+        .run(&title, async {
+            let (return_url, countersigned) = countersign(b, &apo, &rpo, &token_id).await?;
+            let page = b
+                .post_cross_site(&rpo, &return_url, &[("countersigned-token", &countersigned)])
+                .await?;
+            let page = to_recovery_page(b, &apo, &page).await?;
+            let decided = decision(&page)?;
+            let page = recovery_form(b, &apo, &page, "/recovery/finish", &[]).await?;
+            page.expect(StatusCode::OK, "starting the waiting period")?;
+            let completes = between(&page.body, "<strong id=\"completes-at\">", "</strong>")?;
+            let started = Instant::now();
+            demo.deliver_lockout(OffsetDateTime::now_utc()).await?;
+            let mut lines = vec![
+                format!("the policy: {decided}"),
+                format!("waiting period (demo length) ends at {completes}; every address told, with a cancel link"),
+            ];
+            if cancel {
+                let mail = demo
+                    .newest_mail(&address, "/recovery/cancel?c=")
+                    .ok_or_else(|| DemoError::Unexpected("no notice with a cancel link".to_owned()))?;
+                let secret = between(&mail, "/recovery/cancel?c=", "\r\n")?;
+                let page = b.get(&format!("{apo}/recovery/cancel?c={secret}")).await?;
+                page.expect(StatusCode::OK, "the cancel page")?;
+                let csrf = page.field("csrf_token")?;
+                let cancel_url = format!("{apo}/recovery/cancel");
+                let page = b
+                    .post(&cancel_url, &[("csrf_token", &csrf), ("c", &secret)])
+                    .await?;
+                page.expect(StatusCode::OK, "cancelling")?;
+                check(page.body.contains("Recovery cancelled"), "not cancelled")?;
+                let again = b
+                    .post(&cancel_url, &[("csrf_token", &csrf), ("c", &secret)])
+                    .await?;
+                again.expect(StatusCode::GONE, "the used cancel link")?;
+                lines.push("the owner opened the link and confirmed: cancelled; nothing about the account changed".to_owned());
+                lines.push(format!("the same link again: {} (single use)", again.status.as_u16()));
+            } else {
+                print!("\n      waiting ");
+                let mut unlocked = false;
+                let mut notices = 0;
+                while started.elapsed() < Duration::from_secs(30) {
+                    tokio::time::sleep(Duration::from_secs(1)).await;
+                    print!(".");
+                    let _ = std::io::stdout().flush();
+                    let report = demo.deliver_lockout(OffsetDateTime::now_utc()).await?;
+                    notices += report.notices;
+                    if report.unlocked > 0 {
+                        unlocked = true;
+                        break;
+                    }
+                }
+                println!(" {} s", started.elapsed().as_secs());
+                check(unlocked, "the timed unlock did not complete")?;
+                demo.deliver_lockout(OffsetDateTime::now_utc()).await?;
+                let page = b.get(&format!("{apo}/recovery")).await?;
+                check(
+                    page.body.contains("Your account is unlocked"),
+                    "the recovery page does not show the unlock",
+                )?;
+                lines.push(format!(
+                    "{notices} reminder/final notices mailed while waiting; the worker completed the unlock when the period ended"
+                ));
+                lines.push("second factor reset and sessions revoked again; she would sign in and enrol as before".to_owned());
+            }
+            Ok(lines)
+        })
         .await?;
     Ok(())
 }

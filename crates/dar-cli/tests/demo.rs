@@ -34,19 +34,36 @@ fn demo_runs_every_step_and_writes_the_notification() {
         (2, "signs up at the recovery provider"),
         (3, "sets up account recovery"),
         (4, "calls the account provider back (token-status)"),
-        (5, "loses her second factor"),
-        (6, "recovers through the recovery provider"),
-        (7, "checks the countersigned token and shows the evidence"),
-        (8, "a replay of the same countersigned token is refused"),
+        (5, "recovers through the recovery provider"),
+        (6, "lockout-recovery policy decides"),
+        (7, "a replay of the same countersigned token is refused"),
+        (8, "the policy unlocks at once"),
+        (9, "must set up a new second factor"),
+        (10, "a timed unlock starts and completes"),
     ] {
         let line = stdout
             .lines()
-            .find(|l| l.starts_with(&format!("[{n}/8]")))
+            .find(|l| l.starts_with(&format!("[{n}/10]")))
             .unwrap_or_else(|| panic!("no step {n} in:\n{stdout}"));
         assert!(line.contains(words), "step {n}: {line}");
-        assert!(line.contains("… ok ("), "step {n}: {line}");
     }
-    assert!(stdout.contains("lockout-recovery POLICY"), "{stdout}");
+    assert_eq!(
+        stdout.matches("… ok (").count() + stdout.matches("\nok (").count(),
+        10,
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains("the policy: Enough evidence for a timed unlock"),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains("the policy: Enough evidence to unlock your account now"),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains("the worker completed the unlock"),
+        "{stdout}"
+    );
     assert!(stdout.contains("replayed"), "{stdout}");
     let mails: Vec<_> = std::fs::read_dir(dir.join("mail"))
         .unwrap()
@@ -74,4 +91,41 @@ fn demo_refuses_a_directory_that_is_not_empty() {
         .unwrap();
     assert_eq!(output.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&output.stderr).contains("not empty"));
+}
+
+#[test]
+fn demo_with_cancel_cancels_the_timed_unlock_through_the_mailed_link() {
+    let dir = temp_dir("cancel");
+    let output = Command::new(env!("CARGO_BIN_EXE_dar"))
+        .args(["demo", "--cancel", "--dir"])
+        .arg(&dir)
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(output.status.success(), "{stdout}");
+    let line = stdout
+        .lines()
+        .find(|l| l.starts_with("[10/10]"))
+        .unwrap_or_else(|| panic!("no step 10 in:\n{stdout}"));
+    assert!(line.contains("the link in its notice cancels it"), "{line}");
+    assert!(
+        stdout.contains("cancelled; nothing about the account changed"),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains("the same link again: 410 (single use)"),
+        "{stdout}"
+    );
+    // The account provider's notices, each with the cancel link, are in the mail directory.
+    let notices = std::fs::read_dir(dir.join("mail"))
+        .unwrap()
+        .filter_map(Result::ok)
+        .filter(|e| e.file_name().to_string_lossy().starts_with("mail-"))
+        .filter(|e| {
+            std::fs::read_to_string(e.path())
+                .unwrap()
+                .contains("/recovery/cancel?c=")
+        })
+        .count();
+    assert!(notices >= 1, "no notice with a cancel link");
 }

@@ -30,6 +30,7 @@ use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
 use crate::config::Config;
+use crate::lockout::worker::{LockoutReport, LockoutWorker};
 use crate::outbox::{DeliveryReport, OutboxWorker};
 use crate::{AppState, Running};
 
@@ -40,6 +41,13 @@ pub const PASSWORD: &str = "correct horse battery";
 
 /// The domain the demo's recovery provider mails its users at (`alice@localhost`).
 pub const MAIL_DOMAIN: &str = "localhost";
+
+/// The account provider's lockout settings in the demo: the default rules, with a waiting
+/// period of seconds instead of days so that a timed unlock completes while you watch.
+pub const DEMO_LOCKOUT: &str = "[account_provider.lockout]\nwaiting_period_secs = 8\n\
+     notice_interval_secs = 3\nfinal_notice_before_secs = 2\n\
+     [account_provider.mail]\ndir = \"../mail\"\nsite_name = \"dar demo account provider\"\n\
+     interval_secs = 1\n";
 
 /// Why a demo step could not go on. The message never holds a secret.
 #[derive(Debug, thiserror::Error)]
@@ -315,6 +323,7 @@ pub struct Demo {
     /// Where notifications are written (`DIR/mail`).
     pub mail_dir: PathBuf,
     worker: Arc<OutboxWorker<dar_store::Store>>,
+    lockout: LockoutWorker,
     ca_pem: Vec<u8>,
 }
 
@@ -359,8 +368,10 @@ impl Demo {
             port: ap_port,
             peer_port: rp_port,
             status_addresses: vec!["127.0.0.1/32".into(), "::1/128".into()],
-            // Tokens ask for status callbacks, so the recovery provider reports back.
-            extra: "status_requested = true\n".to_owned(),
+            // Tokens ask for status callbacks, so the recovery provider reports back; the
+            // lockout policy keeps its default rules with demo-length timers, and its mail goes
+            // into `dir/mail` as `.eml` files.
+            extra: format!("status_requested = true\n{DEMO_LOCKOUT}"),
         })
         .await?;
         let rp = start_deployment(&DeploymentSpec {
@@ -382,7 +393,13 @@ impl Demo {
             .map_err(DemoError::io(format!("cannot read {}", ca_file.display())))?;
         let mail_dir = dir.join("mail");
         let worker = outbox_worker(&rp)?;
+        let lockout = match crate::lockout::worker::from_config(&ap.config, &ap.state) {
+            Ok(Some((worker, _))) => worker,
+            Ok(None) => return Err(DemoError::unexpected("no account provider role")),
+            Err(e) => return Err(DemoError::unexpected(e.to_string())),
+        };
         Ok(Self {
+            lockout,
             dir: dir.to_owned(),
             ap,
             rp,
@@ -437,6 +454,46 @@ impl Demo {
                     }
                 }
             }
+        })
+    }
+
+    /// Runs the account provider's lockout worker once at `now`: mail, timed unlocks, held
+    /// factors.
+    ///
+    /// # Errors
+    ///
+    /// [`DemoError::Unexpected`] when the store fails.
+    pub async fn deliver_lockout(&self, now: OffsetDateTime) -> Result<LockoutReport, DemoError> {
+        self.lockout
+            .run_once(now)
+            .await
+            .map_err(|e| DemoError::unexpected(format!("the lockout worker failed: {e}")))
+    }
+
+    /// Runs the account provider's lockout worker every `interval` until `shutdown` holds
+    /// `true` (what `dar serve` does).
+    pub fn spawn_lockout(
+        &self,
+        interval: Duration,
+        shutdown: watch::Receiver<bool>,
+    ) -> JoinHandle<()> {
+        crate::lockout::worker::spawn(self.lockout.clone(), interval, shutdown)
+    }
+
+    /// The newest `.eml` message in the mail directory addressed to `to` whose text holds
+    /// `marker`, as text; `None` when there is none.
+    pub fn newest_mail(&self, to: &str, marker: &str) -> Option<String> {
+        let mut files: Vec<(std::time::SystemTime, PathBuf)> = std::fs::read_dir(&self.mail_dir)
+            .ok()?
+            .filter_map(Result::ok)
+            .filter(|e| e.path().extension().is_some_and(|x| x == "eml"))
+            .filter_map(|e| Some((e.metadata().ok()?.modified().ok()?, e.path())))
+            .collect();
+        files.sort();
+        let header = format!("To: {to}");
+        files.into_iter().rev().find_map(|(_, path)| {
+            let text = std::fs::read_to_string(path).ok()?;
+            (text.contains(&header) && text.contains(marker)).then_some(text)
         })
     }
 
@@ -803,6 +860,16 @@ impl Browser {
         )
         .await?
         .expect(StatusCode::SEE_OTHER, "sign-up")?;
+        self.enrol_totp(origin).await
+    }
+
+    /// Enrols an authenticator app at `origin` (the user is signed in with the password) and
+    /// checks the account page opens.
+    ///
+    /// # Errors
+    ///
+    /// [`DemoError::Unexpected`] when a page is not the expected one.
+    pub async fn enrol_totp(&mut self, origin: &str) -> Result<(), DemoError> {
         let page = self.get(&format!("{origin}/account/totp")).await?;
         let secret =
             zeroize::Zeroizing::new(between(&page.body, "<dt>Secret</dt><dd><code>", "</code>")?);

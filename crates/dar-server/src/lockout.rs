@@ -480,11 +480,22 @@ fn utc(unix: i64) -> String {
         .ok()
         .and_then(|t| {
             t.format(time::macros::format_description!(
-                "[year]-[month]-[day] [hour]:[minute] UTC"
+                "[year]-[month]-[day] [hour]:[minute]:[second] UTC"
             ))
             .ok()
         })
         .unwrap_or_default()
+}
+
+/// A duration as a person says it: "72 hours", "3 days", "8 seconds".
+fn span(d: time::Duration) -> String {
+    let secs = d.whole_seconds();
+    match secs {
+        ..=119 => format!("{secs} seconds"),
+        120..=7199 => format!("{} minutes", secs / 60),
+        7200..=259_199 => format!("{} hours", secs / 3600),
+        _ => format!("{} days", secs / 86_400),
+    }
 }
 
 fn decision_text(decision: &Decision) -> (String, Option<&'static str>) {
@@ -499,9 +510,9 @@ fn decision_text(decision: &Decision) -> (String, Option<&'static str>) {
         } => (
             format!(
                 "Enough evidence for a timed unlock (rule “{rule}”): your account unlocks {} \
-                 hours after you start the waiting period, unless it is cancelled. More \
-                 evidence may unlock it at once.",
-                waiting_period.whole_hours()
+                 after you start the waiting period, unless it is cancelled. More evidence may \
+                 unlock it at once.",
+                span(*waiting_period)
             ),
             Some("Start the waiting period"),
         ),

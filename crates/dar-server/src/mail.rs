@@ -34,8 +34,8 @@
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use lettre::message::header::ContentType;
-use lettre::message::{Mailbox, Message};
+use lettre::message::header::{ContentTransferEncoding, ContentType};
+use lettre::message::{Body, Mailbox, Message};
 use lettre::transport::smtp::authentication::Credentials;
 use lettre::transport::smtp::client::{Certificate, Tls, TlsParameters};
 use lettre::{AsyncSmtpTransport, AsyncTransport, Tokio1Executor};
@@ -269,13 +269,14 @@ impl Mailer {
     pub fn message(&self, mail: &OutgoingMail) -> Result<Message, MailError> {
         let to = mailbox(&mail.to).ok_or(MailError::BadRecipient)?;
         let domain = self.from.email.domain().to_owned();
+        let body = body(&mail.body);
         Message::builder()
             .from(self.from.clone())
             .to(to)
             .subject(mail.subject.clone())
             .message_id(Some(format!("<dar-mail-{}@{domain}>", mail.id)))
             .header(ContentType::TEXT_PLAIN)
-            .body(mail.body.clone())
+            .body(body)
             .map_err(|_| MailError::Build)
     }
 
@@ -302,6 +303,23 @@ impl Mailer {
             },
             Transport::Files(dir) => write_file(dir, mail.id, &message.formatted()).await,
         }
+    }
+}
+
+/// The body as 8bit text when RFC 2045 allows it (CRLF line ends, no line over 998 octets, no
+/// NUL), else lettre's own choice. lettre's chooser picks quoted-printable for any line over 76
+/// characters, and every link in these messages is longer: quoted-printable would cut the links
+/// and codes with `=` soft breaks, which a person reading the raw `.eml` cannot click or copy.
+fn body(text: &str) -> Body {
+    let crlf = text.replace("\r\n", "\n").replace('\n', "\r\n");
+    let fits = !crlf.contains('\0')
+        && !crlf
+            .split("\r\n")
+            .any(|line| line.len() > 998 || line.contains('\r'));
+    if fits {
+        Body::dangerous_pre_encoded(crlf.into_bytes(), ContentTransferEncoding::EightBit)
+    } else {
+        Body::new(text.to_owned())
     }
 }
 

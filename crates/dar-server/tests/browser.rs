@@ -243,7 +243,8 @@ impl Chrome {
         self.goto(&format!("{origin}/signup")).await;
         self.fill("#username", username).await;
         self.fill("#password", PASSWORD).await;
-        self.fill("#email", &format!("{username}@example.com")).await;
+        self.fill("#email", &format!("{username}@example.com"))
+            .await;
         if shots {
             self.shot("sign-up").await;
         }

@@ -244,7 +244,7 @@ impl LockoutWorker {
                 let final_notice = due == Due::FinalNotice;
                 let when = completes_at
                     .format(time::macros::format_description!(
-                        "[year]-[month]-[day] [hour]:[minute] UTC"
+                        "[year]-[month]-[day] [hour]:[minute]:[second] UTC"
                     ))
                     .unwrap_or_default();
                 let mails = to_all(
