@@ -1192,3 +1192,6 @@ async fn cancel(
         },
     )
 }
+
+#[cfg(test)]
+mod tests;

@@ -48,6 +48,12 @@ impl Browser {
     }
 
     pub(crate) async fn new() -> (Self, Store) {
+        let (browser, store, _) = Self::with_state().await;
+        (browser, store)
+    }
+
+    /// A browser, its store, and the deployment's state (for workers).
+    pub(crate) async fn with_state() -> (Self, Store, AppState) {
         let config = config();
         let store = Store::in_memory().await.unwrap();
         let state = AppState::with_store(
@@ -65,6 +71,7 @@ impl Browser {
                 enrolled_at: 0,
             },
             store,
+            state,
         )
     }
 

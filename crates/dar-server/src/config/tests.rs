@@ -548,3 +548,50 @@ fn outbox_settings_have_defaults_and_can_be_set() {
     );
     assert!(parse(&text).is_err());
 }
+
+#[test]
+fn the_lockout_policy_and_mail_default_and_can_be_set() {
+    let config = parse(&variant("", "")).unwrap();
+    let ap = config.account_provider.unwrap();
+    assert_eq!(ap.lockout, dar_account_provider::LockoutPolicy::default());
+    assert_eq!(ap.mail.from, "dar@dar.test");
+    assert_eq!(ap.mail.dir, Path::new("/srv/dar/mail"));
+    assert_eq!(ap.mail.smtp_url, None);
+
+    let text = variant(
+        "[recovery_provider]",
+        "[account_provider.lockout]\nwaiting_period_secs = 3600\n\
+         [[account_provider.lockout.rules]]\nname = \"two\"\ndelegated_tokens = 2\noutcome = \"unlock\"\n\
+         [account_provider.mail]\nsmtp_url = \"smtp://mail.example.com:587?tls=required\"\n\
+         from = \"security@dar.test\"\n\n[recovery_provider]",
+    );
+    let ap = parse(&text).unwrap().account_provider.unwrap();
+    assert_eq!(ap.lockout.waiting_period_secs, 3600);
+    assert_eq!(ap.lockout.rules.len(), 1);
+    assert_eq!(ap.mail.from, "security@dar.test");
+}
+
+#[test]
+fn rejects_an_unsafe_lockout_policy_or_mail_setting_naming_the_key() {
+    let alone = variant(
+        "[recovery_provider]",
+        "[[account_provider.lockout.rules]]\nname = \"friends\"\ntrusted_contacts = true\n\
+         outcome = \"timed\"\n\n[recovery_provider]",
+    );
+    assert_eq!(invalid_key(parse(&alone)), "account_provider.lockout");
+    let plain = variant(
+        "[recovery_provider]",
+        "[account_provider.mail]\nsmtp_url = \"smtp://mail.example.com\"\n\n[recovery_provider]",
+    );
+    assert_eq!(invalid_key(parse(&plain)), "account_provider.mail.smtp_url");
+    let sender = variant(
+        "[recovery_provider]",
+        "[account_provider.mail]\nfrom = \"not an address\"\n\n[recovery_provider]",
+    );
+    assert_eq!(invalid_key(parse(&sender)), "account_provider.mail.from");
+    let unknown = variant(
+        "[recovery_provider]",
+        "[account_provider.lockout]\nwaiting_days = 3\n\n[recovery_provider]",
+    );
+    assert!(syntax_message(parse(&unknown)).contains("waiting_days"));
+}
