@@ -270,9 +270,8 @@ async fn a_timed_unlock_notifies_on_schedule_survives_a_restart_and_completes() 
     assert_eq!(queued(&store, "unlocks soon").await.len(), 0, "delivered");
     let report = worker.run_once(at(completes - 1)).await.unwrap();
     assert_eq!((report.notices, report.unlocked), (0, 0));
-    assert_eq!(
+    assert!(
         store.account(alice).await.unwrap().unwrap().totp_confirmed,
-        true,
         "nothing unlocked before the end"
     );
 
