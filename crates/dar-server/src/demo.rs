@@ -118,6 +118,17 @@ impl Role {
         }
     }
 
+    /// The loopback host name of the role's origin: `localhost` for the account provider,
+    /// `127.0.0.1` for the recovery provider. Cookies are scoped by host, not by port, so two
+    /// deployments on one host name would overwrite each other's session cookie in a real
+    /// browser (`dar demo --serve`); the local CA's certificate covers both names.
+    pub fn host(self) -> &'static str {
+        match self {
+            Self::AccountProvider => "localhost",
+            Self::RecoveryProvider => "127.0.0.1",
+        }
+    }
+
     /// The role's name as a person reads it.
     pub fn name(self) -> &'static str {
         match self {
@@ -136,7 +147,7 @@ pub struct DeploymentSpec {
     pub ca_dir: PathBuf,
     /// The role.
     pub role: Role,
-    /// The HTTPS port on 127.0.0.1 (the origin is `https://localhost:<port>`).
+    /// The HTTPS port on 127.0.0.1 (the origin is `https://<Role::host>:<port>`).
     pub port: u16,
     /// The other deployment's port.
     pub peer_port: u16,
@@ -151,7 +162,7 @@ pub struct DeploymentSpec {
 pub struct Deployment {
     /// The running server.
     pub running: Running,
-    /// Its origin, `https://localhost:<port>`.
+    /// Its origin, `https://<Role::host>:<port>`.
     pub origin: String,
     /// Its state (database, role services).
     pub state: AppState,
@@ -244,8 +255,12 @@ pub async fn start_deployment_on(
         &dir.join("session.hex"),
         hex(&random_bytes::<64>()?[..]).as_bytes(),
     )?;
-    let peer = format!("https://localhost:{}", spec.peer_port);
-    let origin = format!("https://localhost:{}", spec.port);
+    let peer_role = match role {
+        Role::AccountProvider => Role::RecoveryProvider,
+        Role::RecoveryProvider => Role::AccountProvider,
+    };
+    let peer = format!("https://{}:{}", peer_role.host(), spec.peer_port);
+    let origin = format!("https://{}:{}", role.host(), spec.port);
     let role_table = match role {
         Role::AccountProvider => {
             let ranges: Vec<String> = spec

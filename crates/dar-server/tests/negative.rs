@@ -684,7 +684,7 @@ async fn configuration_servers_that_redirect_or_speak_plain_http_are_refused() {
     let ca = std::fs::read(dir.join("tls").join("ca.pem")).unwrap();
     let mut browser = Browser::new(&ca).unwrap();
     let apo = ap.origin.clone();
-    let rpo = format!("https://localhost:{rp_port}");
+    let rpo = format!("https://{}:{rp_port}", Role::RecoveryProvider.host());
     browser.sign_up(&apo, "alice").await.unwrap();
     let store = ap.state.store().unwrap();
     let alice = store
