@@ -493,7 +493,7 @@ fn span(d: time::Duration) -> String {
     match secs {
         ..=119 => format!("{secs} seconds"),
         120..=7199 => format!("{} minutes", secs / 60),
-        7200..=259_199 => format!("{} hours", secs / 3600),
+        7200..=259_200 => format!("{} hours", secs / 3600),
         _ => format!("{} days", secs / 86_400),
     }
 }
