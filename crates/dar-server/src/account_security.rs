@@ -127,21 +127,12 @@ fn policy(state: &AppState) -> LockoutPolicy {
         .map_or_else(LockoutPolicy::default, |ap| ap.settings.lockout.clone())
 }
 
-/// Unix seconds as `2026-11-30 23:16 UTC`.
-pub(crate) fn format_time(unix: i64) -> String {
-    let format = time::macros::format_description!("[year]-[month]-[day] [hour]:[minute] UTC");
-    OffsetDateTime::from_unix_timestamp(unix)
-        .ok()
-        .and_then(|t| t.format(&format).ok())
-        .unwrap_or_else(|| unix.to_string())
-}
-
 fn datetime(unix: i64) -> OffsetDateTime {
     OffsetDateTime::from_unix_timestamp(unix).unwrap_or(OffsetDateTime::UNIX_EPOCH)
 }
 
 /// 128 random bits from the OS, as hex: a cancel link's token.
-fn random_token() -> Result<String, AppError> {
+pub(crate) fn random_token() -> Result<String, AppError> {
     let mut bytes = [0u8; 16];
     getrandom::fill(&mut bytes)
         .map_err(|e| AppError::internal("random number generator", e.to_string()))?;
@@ -311,7 +302,7 @@ async fn show_security(
         .map(|e| AddressRow {
             id: e.id.0,
             address: e.address,
-            verified: e.verified_at.map(format_time),
+            verified: e.verified_at.map(crate::notify::format_time),
         })
         .collect();
     let mut contacts = Vec::new();
@@ -325,8 +316,8 @@ async fn show_security(
         contacts.push(ContactRow {
             id: c.contact.0,
             username: account.username,
-            added: format_time(c.added_at),
-            usable_from: format_time(from),
+            added: crate::notify::format_time(c.added_at),
+            usable_from: crate::notify::format_time(from),
             usable: policy.trusted_contact_usable(datetime(c.added_at), datetime(now)),
         });
     }
@@ -335,7 +326,7 @@ async fn show_security(
         .await?
         .into_iter()
         .map(|e| EventRow {
-            at: format_time(e.at),
+            at: crate::notify::format_time(e.at),
             actor: e.actor,
             event: e.event,
             detail: e.detail,
@@ -648,7 +639,7 @@ async fn add_contact(
     }
     let policy = policy(&state);
     let now = now();
-    let usable_from = format_time(
+    let usable_from = crate::notify::format_time(
         now.saturating_add(i64::try_from(policy.trusted_contact_cooldown_secs).unwrap_or(i64::MAX)),
     );
     let mails = to_all(
@@ -796,7 +787,7 @@ async fn show_approvals(
         };
         let usable = policy.trusted_contact_usable(datetime(trust.added_at), datetime(now));
         let usable_from = (!usable).then(|| {
-            format_time(trust.added_at.saturating_add(
+            crate::notify::format_time(trust.added_at.saturating_add(
                 i64::try_from(policy.trusted_contact_cooldown_secs).unwrap_or(i64::MAX),
             ))
         });
@@ -811,7 +802,7 @@ async fn show_approvals(
             recoveries.push(RecoveryRow {
                 id: r.id.0,
                 owner: owner.username.clone(),
-                started: format_time(r.created_at),
+                started: crate::notify::format_time(r.created_at),
                 state: state_text(r.state),
                 approved,
                 usable_from: usable_from.clone(),
@@ -931,7 +922,7 @@ async fn approve(
              over your account: sign in with your authenticator at {} (this cancels the \
              recovery), and tell \"{}\" that they were misled.",
             user.username,
-            format_time(recovery.created_at),
+            crate::notify::format_time(recovery.created_at),
             state.public_origin(),
             user.username
         ),
@@ -955,7 +946,7 @@ pub(crate) fn held_page(effective_at: i64) -> Result<Response, AppError> {
         StatusCode::ACCEPTED,
         &HeldPage {
             error: None,
-            effective: format_time(effective_at),
+            effective: crate::notify::format_time(effective_at),
         },
     )
 }
@@ -1003,7 +994,7 @@ pub(crate) async fn hold_new_factor(
              this link (it works once):\r\n\r\n{}/account/factor/cancel?{query}\r\n\r\nthen \
              change your password.",
             account.username,
-            format_time(effective_at),
+            crate::notify::format_time(effective_at),
             state.public_origin()
         ),
     );
@@ -1011,7 +1002,10 @@ pub(crate) async fn hold_new_factor(
         account.id,
         "user",
         "factor.held",
-        format!("TOTP active from {}", format_time(effective_at)),
+        format!(
+            "TOTP active from {}",
+            crate::notify::format_time(effective_at)
+        ),
         source,
     );
     store
@@ -1076,7 +1070,7 @@ async fn cancel_page(
         error: None,
         csrf_token: session.csrf_token(),
         c: &query.c,
-        effective: format_time(factor.effective_at),
+        effective: crate::notify::format_time(factor.effective_at),
     };
     Ok((jar, render(StatusCode::OK, &page)?).into_response())
 }
@@ -1102,7 +1096,7 @@ async fn cancel_factor(
             "The authenticator set up on {} was cancelled with the link we sent; it will \
              not become active. Every session of your account was signed out.\r\n\r\nIf \
              someone else set it up, they know your password: change it.",
-            format_time(factor.created_at)
+            crate::notify::format_time(factor.created_at)
         ),
     );
     let entry = audit(
@@ -1167,4 +1161,4 @@ pub(crate) async fn end_recoveries_on_sign_in(
 }
 
 #[cfg(test)]
-mod tests;
+pub(crate) mod tests;

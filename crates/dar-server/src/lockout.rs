@@ -32,12 +32,12 @@
 //! same transaction ([`crate::notify`]); [`worker::LockoutWorker`] sends them and completes
 //! timed unlocks.
 
-use std::net::{IpAddr, SocketAddr};
+use std::net::IpAddr;
 
 use askama::Template;
 use axum::Router;
-use axum::extract::{ConnectInfo, RawQuery, State};
-use axum::http::{HeaderMap, StatusCode};
+use axum::extract::{RawQuery, State};
+use axum::http::StatusCode;
 use axum::response::{IntoResponse, Redirect, Response};
 use axum::routing::{get, post};
 use axum_extra::extract::SignedCookieJar;
@@ -49,9 +49,10 @@ use dar_store::{
 };
 use hmac::{KeyInit as _, Mac as _};
 use serde::{Deserialize, Serialize};
-use sha2::{Digest as _, Sha256};
+use sha2::Sha256;
 use zeroize::Zeroizing;
 
+use crate::account_security::ClientAddress;
 use crate::auth::{now, park, parked_id, render, store, take_parked};
 use crate::error::AppError;
 use crate::notify::{audit, to_all, verified_addresses};
@@ -101,19 +102,8 @@ fn policy(state: &AppState) -> Result<&LockoutPolicy, AppError> {
         })
 }
 
-pub(crate) fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
-}
-
 fn sha256_hex(text: &str) -> String {
-    hex(&Sha256::digest(text.as_bytes()))
-}
-
-fn random_hex() -> Result<String, AppError> {
-    let mut bytes = [0u8; 16];
-    getrandom::fill(&mut bytes)
-        .map_err(|e| AppError::internal("random number generator", e.to_string()))?;
-    Ok(hex(&bytes))
+    crate::auth::hash_hex(text.as_bytes())
 }
 
 /// The key of the links in notices, derived from the session key (domain-separated, so the
@@ -132,7 +122,11 @@ pub(crate) fn cancel_secret(link_key: &[u8; 32], recovery: dar_store::RecoveryId
         return String::new();
     };
     mac.update(format!("cancel recovery {}", recovery.0).as_bytes());
-    hex(&mac.finalize().into_bytes())
+    mac.finalize()
+        .into_bytes()
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
 }
 
 /// The full cancel link for a recovery.
@@ -146,10 +140,6 @@ pub(crate) fn cancel_link(
         origin.as_str().trim_end_matches('/'),
         cancel_secret(link_key, recovery)
     )
-}
-
-fn client(state: &AppState, peer: SocketAddr, headers: &HeaderMap) -> IpAddr {
-    crate::security::ClientIpKey::new(&state.limits().trusted_proxies).client_ip(peer.ip(), headers)
 }
 
 // ---- Evidence as stored ------------------------------------------------------------------
@@ -262,7 +252,7 @@ async fn open_for(
     state: &AppState,
     jar: SignedCookieJar,
     account: AccountId,
-    source: IpAddr,
+    source: Option<IpAddr>,
 ) -> Result<(SignedCookieJar, LockoutRecovery), AppError> {
     let store = store(state)?;
     if let Some(r) = current(store, &jar).await?
@@ -271,7 +261,7 @@ async fn open_for(
     {
         return Ok((jar, r));
     }
-    let handle = random_hex()?;
+    let handle = crate::account_security::random_token()?;
     let addresses = verified_addresses(store, account).await?;
     let mails = to_all(
         &state.site_name(),
@@ -286,9 +276,9 @@ async fn open_for(
             account,
             &sha256_hex(&handle),
             now(),
-            Some(&source.to_string()),
+            source.map(|ip| ip.to_string()).as_deref(),
             &mails,
-            &[audit(account, "user", "recovery.started", "", Some(source))],
+            &[audit(account, "user", "recovery.started", "", source)],
         )
         .await?;
     Ok((jar.add(handle_cookie(handle)), recovery))
@@ -300,7 +290,7 @@ async fn add(
     kind: EvidenceKind,
     reference: String,
     detail: String,
-    source: IpAddr,
+    source: Option<IpAddr>,
 ) -> Result<bool, AppError> {
     let event = format!("evidence.{}", kind.as_str());
     let note = format!("recovery {} {reference}", recovery.id.0);
@@ -313,7 +303,7 @@ async fn add(
                 detail,
             },
             now(),
-            &[audit(recovery.account, "user", &event, note, Some(source))],
+            &[audit(recovery.account, "user", &event, note, source)],
         )
         .await?)
 }
@@ -361,12 +351,10 @@ pub(crate) async fn park_delegated(
 
 async fn continue_delegated(
     State(state): State<AppState>,
-    ConnectInfo(peer): ConnectInfo<SocketAddr>,
-    headers: HeaderMap,
+    ClientAddress(source): ClientAddress,
     jar: SignedCookieJar,
     RawQuery(query): RawQuery,
 ) -> Result<Response, AppError> {
-    let source = client(&state, peer, &headers);
     let id = parked_id(query.as_deref())?;
     let payload = take_parked(&state, PARK_DELEGATED, &id)
         .await?
@@ -407,12 +395,10 @@ struct StartForm {
 
 async fn start(
     State(state): State<AppState>,
-    ConnectInfo(peer): ConnectInfo<SocketAddr>,
-    headers: HeaderMap,
+    ClientAddress(source): ClientAddress,
     jar: SignedCookieJar,
     CsrfForm { form, .. }: CsrfForm<StartForm>,
 ) -> Result<Response, AppError> {
-    let source = client(&state, peer, &headers);
     let password = Zeroizing::new(form.password);
     let Some(account) = crate::auth::check_password(&state, &form.username, password).await? else {
         return Err(AppError::Unauthorized {
@@ -473,18 +459,6 @@ struct MessagePage<'a> {
     heading: &'a str,
     message: &'a str,
     link: Option<(&'a str, &'a str)>,
-}
-
-fn utc(unix: i64) -> String {
-    time::OffsetDateTime::from_unix_timestamp(unix)
-        .ok()
-        .and_then(|t| {
-            t.format(time::macros::format_description!(
-                "[year]-[month]-[day] [hour]:[minute]:[second] UTC"
-            ))
-            .ok()
-        })
-        .unwrap_or_default()
 }
 
 /// A duration as a person says it: "72 hours", "3 days", "8 seconds".
@@ -592,7 +566,7 @@ async fn show(
         finish_label,
         next_steps,
         addresses,
-        completes_at: recovery.completes_at.map(utc),
+        completes_at: recovery.completes_at.map(crate::notify::format_time),
     };
     Ok((jar, render(status, &page)?).into_response())
 }
@@ -636,12 +610,10 @@ struct SecretForm {
 
 async fn add_password(
     State(state): State<AppState>,
-    ConnectInfo(peer): ConnectInfo<SocketAddr>,
-    headers: HeaderMap,
+    ClientAddress(source): ClientAddress,
     jar: SignedCookieJar,
     CsrfForm { form, .. }: CsrfForm<SecretForm>,
 ) -> Result<Response, AppError> {
-    let source = client(&state, peer, &headers);
     let recovery = collecting(&state, &jar).await?;
     let store = store(&state)?;
     let password = Zeroizing::new(form.value);
@@ -679,12 +651,10 @@ async fn add_password(
 
 async fn add_recovery_code(
     State(state): State<AppState>,
-    ConnectInfo(peer): ConnectInfo<SocketAddr>,
-    headers: HeaderMap,
+    ClientAddress(source): ClientAddress,
     jar: SignedCookieJar,
     CsrfForm { form, .. }: CsrfForm<SecretForm>,
 ) -> Result<Response, AppError> {
-    let source = client(&state, peer, &headers);
     let recovery = collecting(&state, &jar).await?;
     let store = store(&state)?;
     let input = Zeroizing::new(form.value);
@@ -731,7 +701,7 @@ async fn add_recovery_code(
                 "user",
                 "recovery_code.used",
                 format!("recovery {} code {}", recovery.id.0, id.0),
-                Some(source),
+                source,
             )],
         )
         .await?;
@@ -765,12 +735,10 @@ struct SendForm {
 
 async fn send_email_code(
     State(state): State<AppState>,
-    ConnectInfo(peer): ConnectInfo<SocketAddr>,
-    headers: HeaderMap,
+    ClientAddress(source): ClientAddress,
     jar: SignedCookieJar,
     CsrfForm { form, .. }: CsrfForm<SendForm>,
 ) -> Result<Response, AppError> {
-    let source = client(&state, peer, &headers);
     let recovery = collecting(&state, &jar).await?;
     let store = store(&state)?;
     let now = now();
@@ -825,7 +793,7 @@ async fn send_email_code(
                 "user",
                 "email_code.sent",
                 format!("recovery {} address {}", recovery.id.0, address.id.0),
-                Some(source),
+                source,
             )],
         )
         .await?;
@@ -840,13 +808,11 @@ async fn send_email_code(
 
 async fn check_email_code(
     State(state): State<AppState>,
-    ConnectInfo(peer): ConnectInfo<SocketAddr>,
-    headers: HeaderMap,
+    ClientAddress(source): ClientAddress,
     jar: SignedCookieJar,
     CsrfForm { form, .. }: CsrfForm<SecretForm>,
 ) -> Result<Response, AppError> {
     use dar_store::EmailCodeCheck as C;
-    let source = client(&state, peer, &headers);
     let recovery = collecting(&state, &jar).await?;
     let store = store(&state)?;
     let input = Zeroizing::new(form.value);
@@ -900,12 +866,10 @@ async fn check_email_code(
 
 async fn finish(
     State(state): State<AppState>,
-    ConnectInfo(peer): ConnectInfo<SocketAddr>,
-    headers: HeaderMap,
+    ClientAddress(source): ClientAddress,
     jar: SignedCookieJar,
     CsrfForm { .. }: CsrfForm<Empty>,
 ) -> Result<Response, AppError> {
-    let source = client(&state, peer, &headers);
     let recovery = collecting(&state, &jar).await?;
     let store = store(&state)?;
     let now = now();
@@ -946,7 +910,7 @@ pub(crate) async fn apply(
     recovery: &LockoutRecovery,
     decision: &Decision,
     now: i64,
-    source: IpAddr,
+    source: Option<IpAddr>,
 ) -> Result<Option<bool>, AppError> {
     let store = store(state)?;
     let addresses = verified_addresses(store, recovery.account).await?;
@@ -983,7 +947,7 @@ pub(crate) async fn apply(
                         "user",
                         "recovery.unlocked",
                         unlocked_detail(recovery, rule),
-                        Some(source),
+                        source,
                     )],
                 )
                 .await?
@@ -1005,7 +969,7 @@ pub(crate) async fn apply(
                      (its second factor is then removed and every session signed out).\r\n\r\n\
                      If this is not you, cancel now:\r\n{link}\r\n\r\nSigning in with your \
                      second factor cancels it too.",
-                    utc(completes_at)
+                    crate::notify::format_time(completes_at)
                 ),
             );
             let change = StateChange::new(&from, RecoveryState::Pending, now)
@@ -1025,7 +989,7 @@ pub(crate) async fn apply(
                             "recovery {} rule {rule} completes {completes_at}",
                             recovery.id.0
                         ),
-                        Some(source),
+                        source,
                     )],
                 )
                 .await?
@@ -1056,7 +1020,7 @@ pub(crate) async fn apply(
                         "user",
                         "recovery.review",
                         format!("recovery {} rule {rule}", recovery.id.0),
-                        Some(source),
+                        source,
                     )],
                 )
                 .await?
@@ -1071,7 +1035,7 @@ pub(crate) async fn apply(
                         "user",
                         "recovery.refused",
                         format!("recovery {}", recovery.id.0),
-                        Some(source),
+                        source,
                     )],
                 )
                 .await?;
@@ -1130,11 +1094,9 @@ struct CancelForm {
 
 async fn cancel(
     State(state): State<AppState>,
-    ConnectInfo(peer): ConnectInfo<SocketAddr>,
-    headers: HeaderMap,
+    ClientAddress(source): ClientAddress,
     CsrfForm { form, .. }: CsrfForm<CancelForm>,
 ) -> Result<Response, AppError> {
-    let source = client(&state, peer, &headers);
     let store = store(&state)?;
     let secret = cancel_secret_from(&form.c).ok_or(AppError::NotFound)?;
     let hash = sha256_hex(secret);
@@ -1159,7 +1121,7 @@ async fn cancel(
                         "link",
                         "recovery.cancelled",
                         detail,
-                        Some(source),
+                        source,
                     )],
                 )
                 .await?

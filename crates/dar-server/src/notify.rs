@@ -62,3 +62,13 @@ pub(crate) fn audit(
         source_address: source.map(|ip| ip.to_string()),
     }
 }
+
+/// Unix seconds as a person reads them in a notice or a page: `2026-11-30 23:16:05 UTC`.
+pub(crate) fn format_time(unix: i64) -> String {
+    let format =
+        time::macros::format_description!("[year]-[month]-[day] [hour]:[minute]:[second] UTC");
+    time::OffsetDateTime::from_unix_timestamp(unix)
+        .ok()
+        .and_then(|t| t.format(&format).ok())
+        .unwrap_or_else(|| format!("{unix} (unix time)"))
+}

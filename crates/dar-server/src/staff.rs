@@ -240,7 +240,7 @@ pub async fn approve(
 ) -> Result<Decision, StaffError> {
     let actor = actor(staff)?;
     let (recovery, username) = decidable(store, id, APPROVABLE, "approved").await?;
-    let when = utc(now);
+    let when = notify::format_time(now);
     let body = format!(
         "A member of {site}'s staff approved the recovery of your account \"{username}\" \
          (recovery {id}) on {when}.\r\n\r\n\
@@ -283,7 +283,7 @@ pub async fn deny(
     let actor = actor(staff)?;
     let reason = clean_reason(reason)?;
     let (recovery, username) = decidable(store, id, DENIABLE, "denied").await?;
-    let when = utc(now);
+    let when = notify::format_time(now);
     let body = format!(
         "A member of {site}'s staff denied the recovery of your account \"{username}\" \
          (recovery {id}) on {when}.\r\n\r\n\
@@ -442,15 +442,6 @@ fn clean_reason(reason: &str) -> Result<String, StaffError> {
         return Err(StaffError::EmptyReason);
     }
     Ok(cut)
-}
-
-/// `2026-12-01 09:30 UTC`, for notices.
-fn utc(unix: i64) -> String {
-    let format = time::macros::format_description!("[year]-[month]-[day] [hour]:[minute] UTC");
-    time::OffsetDateTime::from_unix_timestamp(unix)
-        .ok()
-        .and_then(|t| t.format(format).ok())
-        .unwrap_or_else(|| format!("{unix} (unix time)"))
 }
 
 #[cfg(test)]

@@ -14,7 +14,7 @@ async fn mails(store: &Store) -> Vec<MailRecord> {
     store.due_mail(far, far, 1000).await.unwrap()
 }
 
-async fn id_of(store: &Store, username: &str) -> AccountId {
+pub(crate) async fn id_of(store: &Store, username: &str) -> AccountId {
     store
         .account_by_username(username)
         .await
@@ -24,7 +24,7 @@ async fn id_of(store: &Store, username: &str) -> AccountId {
 }
 
 /// Marks every address of the account verified, directly in the store.
-async fn verify_all(store: &Store, account: AccountId) {
+pub(crate) async fn verify_all(store: &Store, account: AccountId) {
     for e in store.emails(account).await.unwrap() {
         store.mark_email_verified(e.id, now(), &[]).await.unwrap();
     }

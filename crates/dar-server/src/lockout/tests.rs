@@ -6,30 +6,13 @@ use time::OffsetDateTime;
 
 use super::worker::{LockoutReport, LockoutWorker};
 use super::{apply, cancel_secret, link_key};
+use crate::account_security::tests::{id_of, verify_all};
 use crate::auth::tests::{Browser, PASSWORD};
 use crate::mail::Mailer;
 use crate::testutil::{PEER, temp_dir};
 
 const HOUR: i64 = 60 * 60;
 const DAY: i64 = 24 * HOUR;
-
-async fn id_of(store: &Store, username: &str) -> AccountId {
-    store
-        .account_by_username(username)
-        .await
-        .unwrap()
-        .unwrap()
-        .id
-}
-
-async fn verify_all(store: &Store, account: AccountId) {
-    for e in store.emails(account).await.unwrap() {
-        store
-            .mark_email_verified(e.id, crate::auth::now(), &[])
-            .await
-            .unwrap();
-    }
-}
 
 /// Undelivered mails with `subject` in their subject; they stay due (leased until time 0).
 async fn queued(store: &Store, subject: &str) -> Vec<MailRecord> {
@@ -234,7 +217,7 @@ async fn a_timed_unlock_notifies_on_schedule_survives_a_restart_and_completes() 
     let (mut owner, store, state, alice) = alice().await;
     let recovery = collecting(&store, alice).await;
     let t0 = crate::auth::now();
-    let changed = apply(&state, &recovery, &timed(&state), t0, PEER.ip())
+    let changed = apply(&state, &recovery, &timed(&state), t0, Some(PEER.ip()))
         .await
         .unwrap();
     assert_eq!(changed, Some(true));
@@ -296,7 +279,7 @@ async fn the_cancel_link_cancels_once_and_stops_the_unlock() {
     let (mut owner, store, state, alice) = alice().await;
     let recovery = collecting(&store, alice).await;
     let t0 = crate::auth::now();
-    apply(&state, &recovery, &timed(&state), t0, PEER.ip())
+    apply(&state, &recovery, &timed(&state), t0, Some(PEER.ip()))
         .await
         .unwrap();
     let secret = cancel_secret(&link_key(&state).unwrap(), recovery.id);

@@ -242,11 +242,7 @@ impl LockoutWorker {
             }
             due @ (Due::FinalNotice | Due::Reminder) => {
                 let final_notice = due == Due::FinalNotice;
-                let when = completes_at
-                    .format(time::macros::format_description!(
-                        "[year]-[month]-[day] [hour]:[minute]:[second] UTC"
-                    ))
-                    .unwrap_or_default();
+                let when = crate::notify::format_time(completes_at.unix_timestamp());
                 let mails = to_all(
                     &self.site,
                     &addresses,
