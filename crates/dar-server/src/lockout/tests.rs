@@ -389,3 +389,31 @@ async fn email_codes_go_to_a_verified_address_and_wrong_guesses_are_bounded() {
     assert_eq!(page.status, StatusCode::BAD_REQUEST);
     assert_eq!(queued(&store, "Your account recovery code").await.len(), 1);
 }
+
+#[tokio::test]
+async fn email_codes_are_rate_limited_per_address() {
+    let (owner, store, _state, alice) = alice().await;
+    let mut locked_out = owner.other();
+    let page = start_with_password(&mut locked_out).await;
+    let csrf = page.csrf();
+    let email = store.emails(alice).await.unwrap()[0].id.0.to_string();
+    for _ in 0..3 {
+        let page = locked_out
+            .post(
+                "/recovery/email/send",
+                &[("csrf_token", &csrf), ("email", &email)],
+            )
+            .await;
+        assert_eq!(page.status, StatusCode::OK, "{}", page.body);
+    }
+    let page = locked_out
+        .post(
+            "/recovery/email/send",
+            &[("csrf_token", &csrf), ("email", &email)],
+        )
+        .await;
+    assert_eq!(page.status, StatusCode::TOO_MANY_REQUESTS);
+    assert!(page.headers.get("retry-after").is_some());
+    // Each new code replaced the previous one; the refused request queued nothing.
+    assert_eq!(queued(&store, "Your account recovery code").await.len(), 3);
+}
