@@ -29,7 +29,7 @@
 //! restart.
 //!
 //! Every state change writes its notices (to every verified address) and its audit row in the
-//! same transaction ([`crate::notify`]); [`worker::LockoutWorker`] sends them and completes
+//! same transaction (the `notify` module); [`worker::LockoutWorker`] sends them and completes
 //! timed unlocks.
 
 use std::net::IpAddr;
