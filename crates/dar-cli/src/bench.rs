@@ -1,27 +1,34 @@
-//! `dar bench`: single-thread operations per second of the four protocol operations.
+//! `dar bench`: operations per second and allocations per operation of the four protocol
+//! operations, for each signature backend.
 //!
 //! Each operation runs in a loop for at least the requested time (one second by default) on
-//! fixed keys and inputs, the way a provider runs it per request:
+//! fixed keys and inputs, the way a provider runs it per request, with the keys set to the
+//! backend measured (`SigningKey::with_backend`):
 //!
 //! - `issue`: seal a payload and sign a recovery token (account provider, §3.1).
 //! - `rp_validate`: decode and run the save checks, one signature (recovery provider, §3.1).
 //! - `countersign`: decode a saved token, re-check its signature and countersign it (§3.4).
 //! - `ap_validate`: decode a countersigned token, run the return checks (two signatures) and
 //!   open the payload (account provider, §3.5).
+//!
+//! Allocations are counted by `allocation-counter`'s global allocator (installed by linking the
+//! crate; its counters are per thread, so the all-core run does not contend on them) over a
+//! separate run of [`ALLOC_SAMPLE`] operations. It sees Rust heap allocations only: aws-lc's
+//! own C allocations go through `malloc` directly and are not counted.
 
 use std::hint::black_box;
 use std::time::{Duration, Instant};
 
 use dar_core::{
-    Countersign, CountersignedToken, Freshness, Layout, MAX_TOKEN_LEN, Options, Origin, Payload,
-    Purpose, RecoveryToken, ReturnCheck, SaveCheck, SavedCheck, SealContext, Sealer, SealingKey,
-    SigningKey, Token, TokenId, VerifyingKeys,
+    AwsLcRandomized, Countersign, CountersignedToken, Freshness, Layout, MAX_TOKEN_LEN, Options,
+    Origin, Payload, Purpose, RecoveryToken, ReturnCheck, RustCrypto, SaveCheck, SavedCheck,
+    SealContext, Sealer, SealingKey, SignatureBackend, SigningKey, Token, TokenId, VerifyingKeys,
 };
 use getrandom::SysRng;
 use serde_json::json;
 use time::macros::datetime;
 
-use crate::cli::BenchArgs;
+use crate::cli::{BenchArgs, BenchBackend};
 use crate::output::Failure;
 
 struct Fixture {
@@ -38,10 +45,19 @@ fn setup_error(e: impl std::fmt::Display) -> Failure {
     Failure::usage(format!("benchmark set-up failed: {e}"))
 }
 
+/// Operations counted per allocation measurement: enough to average out the occasional
+/// allocation that is not per operation (none is expected), few enough to be instant.
+const ALLOC_SAMPLE: u32 = 64;
+
 impl Fixture {
-    fn new() -> Result<Self, Failure> {
-        let ap_key = SigningKey::from_scalar_bytes(&[0x1a; 32]).map_err(setup_error)?;
-        let rp_key = SigningKey::from_scalar_bytes(&[0xc8; 32]).map_err(setup_error)?;
+    /// Keys that sign and verify with `backend` (the verifying keys inherit it).
+    fn new(backend: &'static dyn SignatureBackend) -> Result<Self, Failure> {
+        let ap_key = SigningKey::from_scalar_bytes(&[0x1a; 32])
+            .map_err(setup_error)?
+            .with_backend(backend);
+        let rp_key = SigningKey::from_scalar_bytes(&[0xc8; 32])
+            .map_err(setup_error)?
+            .with_backend(backend);
         Ok(Self {
             ap: Origin::parse("https://ap.example.com").map_err(setup_error)?,
             rp: Origin::parse("https://rp.example.net").map_err(setup_error)?,
@@ -155,36 +171,106 @@ fn measure(
     }
 }
 
-/// Operations per second of the four operations, each measured for `budget` on one thread.
+/// Heap allocations (count and bytes) per operation, averaged over [`ALLOC_SAMPLE`] runs on
+/// this thread.
+fn allocations(
+    mut op: impl FnMut(u64) -> Result<(), dar_core::Error>,
+) -> Result<(f64, f64), Failure> {
+    let mut result = Ok(());
+    let info = allocation_counter::measure(|| {
+        for i in 0..ALLOC_SAMPLE {
+            if let Err(e) = op(u64::from(i)) {
+                result = Err(e);
+                return;
+            }
+        }
+    });
+    result.map_err(setup_error)?;
+    let n = f64::from(ALLOC_SAMPLE);
+    Ok((info.count_total as f64 / n, info.bytes_total as f64 / n))
+}
+
+/// One figure for each of the four operations.
 #[derive(Debug, Clone, Copy, Default)]
-struct Rates {
+struct PerOp {
     issue: f64,
     rp_validate: f64,
     countersign: f64,
     ap_validate: f64,
 }
 
-impl Rates {
-    fn measure(budget: Duration) -> Result<Self, Failure> {
-        let f = Fixture::new()?;
-        let recovery = f.issue(0).map_err(setup_error)?;
-        let countersigned = f.countersign(&recovery).map_err(setup_error)?;
-        Ok(Self {
-            issue: measure(budget, |i| f.issue(i).map(|b| drop(black_box(b))))?,
-            rp_validate: measure(budget, |_| f.rp_validate(black_box(&recovery)))?,
-            countersign: measure(budget, |_| {
-                f.countersign(black_box(&recovery))
-                    .map(|b| drop(black_box(b)))
-            })?,
-            ap_validate: measure(budget, |_| f.ap_validate(black_box(&countersigned)))?,
-        })
+impl PerOp {
+    fn entries(&self) -> [(&'static str, f64); 4] {
+        [
+            ("issue", self.issue),
+            ("rp_validate", self.rp_validate),
+            ("countersign", self.countersign),
+            ("ap_validate", self.ap_validate),
+        ]
     }
 
-    /// The same measurement on `threads` threads at once; rates are summed.
-    fn measure_parallel(budget: Duration, threads: usize) -> Result<Self, Failure> {
+    fn json(&self, decimals: i32) -> serde_json::Value {
+        let scale = 10f64.powi(decimals);
+        let map: serde_json::Map<String, serde_json::Value> = self
+            .entries()
+            .into_iter()
+            .map(|(name, value)| (name.to_owned(), json!((value * scale).round() / scale)))
+            .collect();
+        serde_json::Value::Object(map)
+    }
+}
+
+/// Operations per second of the four operations, each measured for `budget` on one thread.
+type Rates = PerOp;
+
+/// What one thread measures for one backend.
+struct Measured {
+    rates: Rates,
+    allocs: PerOp,
+    alloc_bytes: PerOp,
+}
+
+impl Measured {
+    fn run(budget: Duration, backend: &'static dyn SignatureBackend) -> Result<Self, Failure> {
+        let f = Fixture::new(backend)?;
+        let recovery = f.issue(0).map_err(setup_error)?;
+        let countersigned = f.countersign(&recovery).map_err(setup_error)?;
+        let mut issue = |i| f.issue(i).map(|b| drop(black_box(b)));
+        let mut rp_validate = |_| f.rp_validate(black_box(&recovery));
+        let mut countersign = |_| {
+            f.countersign(black_box(&recovery))
+                .map(|b| drop(black_box(b)))
+        };
+        let mut ap_validate = |_| f.ap_validate(black_box(&countersigned));
+        let rates = Rates {
+            issue: measure(budget, &mut issue)?,
+            rp_validate: measure(budget, &mut rp_validate)?,
+            countersign: measure(budget, &mut countersign)?,
+            ap_validate: measure(budget, &mut ap_validate)?,
+        };
+        let (mut allocs, mut alloc_bytes) = (PerOp::default(), PerOp::default());
+        (allocs.issue, alloc_bytes.issue) = allocations(&mut issue)?;
+        (allocs.rp_validate, alloc_bytes.rp_validate) = allocations(&mut rp_validate)?;
+        (allocs.countersign, alloc_bytes.countersign) = allocations(&mut countersign)?;
+        (allocs.ap_validate, alloc_bytes.ap_validate) = allocations(&mut ap_validate)?;
+        Ok(Self {
+            rates,
+            allocs,
+            alloc_bytes,
+        })
+    }
+}
+
+impl Rates {
+    /// The rates of [`Measured::run`] on `threads` threads at once, summed.
+    fn measure_parallel(
+        budget: Duration,
+        threads: usize,
+        backend: &'static dyn SignatureBackend,
+    ) -> Result<Self, Failure> {
         std::thread::scope(|scope| {
             let handles: Vec<_> = (0..threads)
-                .map(|_| scope.spawn(|| Self::measure(budget)))
+                .map(|_| scope.spawn(|| Measured::run(budget, backend).map(|m| m.rates)))
                 .collect();
             let mut total = Self::default();
             for handle in handles {
@@ -199,25 +285,78 @@ impl Rates {
             Ok(total)
         })
     }
+}
 
+/// The backends `choice` names, with the name `--backend` gives each.
+fn backends(choice: BenchBackend) -> Vec<(&'static str, &'static dyn SignatureBackend)> {
+    let all: [(BenchBackend, &'static str, &'static dyn SignatureBackend); 3] = [
+        (BenchBackend::RustCrypto, "rust-crypto", &RustCrypto),
+        (
+            BenchBackend::Default,
+            "default",
+            dar_core::default_backend(),
+        ),
+        (BenchBackend::AwsLc, "aws-lc", &AwsLcRandomized),
+    ];
+    all.into_iter()
+        .filter(|(which, _, _)| choice == BenchBackend::All || *which == choice)
+        .map(|(_, label, backend)| (label, backend))
+        .collect()
+}
+
+/// One backend's results: one thread, and optionally all cores.
+struct Report {
+    label: &'static str,
+    backend: &'static dyn SignatureBackend,
+    single: Measured,
+    all: Option<(usize, Rates)>,
+}
+
+impl Report {
     fn json(&self) -> serde_json::Value {
-        json!({
-            "issue": self.issue.round(),
-            "rp_validate": self.rp_validate.round(),
-            "countersign": self.countersign.round(),
-            "ap_validate": self.ap_validate.round(),
-        })
+        let mut out = json!({
+            "backend": self.label,
+            "name": self.backend.name(),
+            "ops": self.single.rates.json(0),
+            "allocs_per_op": self.single.allocs.json(2),
+            "alloc_bytes_per_op": self.single.alloc_bytes.json(0),
+        });
+        if let Some((threads, rates)) = &self.all {
+            out["all_cores"] = json!({ "threads": threads, "ops": rates.json(0) });
+        }
+        out
     }
 
-    fn print(&self, heading: &str) {
-        println!("{heading}");
-        for (name, ops) in [
-            ("issue", self.issue),
-            ("rp_validate", self.rp_validate),
-            ("countersign", self.countersign),
-            ("ap_validate", self.ap_validate),
-        ] {
-            println!("  {name:<12} {ops:>10.0} ops/s");
+    fn print(&self, seconds: f64) {
+        println!(
+            "backend {} ({}), {seconds:.1} s per operation",
+            self.label,
+            self.backend.name()
+        );
+        let all_heading = self
+            .all
+            .as_ref()
+            .map(|(threads, _)| format!("  {:>14}", format!("{threads} threads/s")))
+            .unwrap_or_default();
+        println!(
+            "  {:<12} {:>12} {:>10} {:>10}{all_heading}",
+            "operation", "1 thread/s", "allocs/op", "bytes/op"
+        );
+        let rows = self
+            .single
+            .rates
+            .entries()
+            .into_iter()
+            .zip(self.single.allocs.entries())
+            .zip(self.single.alloc_bytes.entries());
+        let all = self.all.as_ref().map(|(_, rates)| rates.entries());
+        for (i, (((name, ops), (_, allocs)), (_, bytes))) in rows.enumerate() {
+            let all_cell = all
+                .as_ref()
+                .and_then(|entries| entries.get(i))
+                .map(|(_, ops)| format!("  {ops:>14.0}"))
+                .unwrap_or_default();
+            println!("  {name:<12} {ops:>12.0} {allocs:>10.1} {bytes:>10.0}{all_cell}");
         }
     }
 }
@@ -227,33 +366,34 @@ pub(crate) fn run(args: &BenchArgs) -> Result<(), Failure> {
         return Err(Failure::usage("--seconds must be between 1 and 600"));
     }
     let budget = Duration::from_secs_f64(args.seconds);
-    let single = Rates::measure(budget)?;
     let cores = std::thread::available_parallelism().map_or(1, usize::from);
-    let all = if args.all_cores && cores > 1 {
-        Some(Rates::measure_parallel(budget, cores)?)
-    } else {
-        None
-    };
-    let backend = dar_core::default_backend().name();
+    let mut reports = Vec::new();
+    for (label, backend) in backends(args.backend) {
+        let single = Measured::run(budget, backend)?;
+        let all = if args.all_cores && cores > 1 {
+            Some((cores, Rates::measure_parallel(budget, cores, backend)?))
+        } else {
+            None
+        };
+        let report = Report {
+            label,
+            backend,
+            single,
+            all,
+        };
+        if !args.json {
+            // Printed as each backend finishes: a full run takes a while.
+            report.print(args.seconds);
+        }
+        reports.push(report);
+    }
     if args.json {
-        let mut out = json!({
-            "backend": backend,
+        crate::output::print_json(&json!({
             "threads": 1,
+            "cores": cores,
             "seconds_per_op": args.seconds,
-            "ops": single.json(),
-        });
-        if let Some(all) = &all {
-            out["all_cores"] = json!({ "threads": cores, "ops": all.json() });
-        }
-        crate::output::print_json(&out);
-    } else {
-        single.print(&format!(
-            "backend {backend}, one thread, {:.1} s per operation",
-            args.seconds
-        ));
-        if let Some(all) = &all {
-            all.print(&format!("all {cores} cores at once (rates summed)"));
-        }
+            "backends": reports.iter().map(Report::json).collect::<Vec<_>>(),
+        }));
     }
     Ok(())
 }

@@ -2,7 +2,7 @@
 
 use std::path::PathBuf;
 
-use clap::{Args, Parser, Subcommand};
+use clap::{Args, Parser, Subcommand, ValueEnum};
 
 /// Delegated Account Recovery: keys, tokens, test vectors and benchmarks.
 #[derive(Debug, Parser)]
@@ -28,7 +28,7 @@ pub(crate) enum Command {
     /// Test vectors: generate them reproducibly, or check a directory of them.
     #[command(subcommand)]
     Vectors(VectorsCommand),
-    /// Measure single-thread operations per second.
+    /// Measure operations per second and allocations per operation, per signature backend.
     Bench(BenchArgs),
     /// Run the HTTPS server of a deployment (its configuration file: see
     /// crates/dar-server/examples/dar.toml).
@@ -259,6 +259,24 @@ pub(crate) struct BenchArgs {
     /// Print one JSON object.
     #[arg(long)]
     pub(crate) json: bool,
+    /// The signature backend to measure: `rust-crypto` (pure Rust, RFC 6979 signing),
+    /// `default` (the build's default: aws-lc-rs verification, RFC 6979 signing), `aws-lc`
+    /// (aws-lc-rs for both, randomized signing) or `all` of them in turn.
+    #[arg(long, value_enum, default_value_t = BenchBackend::All)]
+    pub(crate) backend: BenchBackend,
+}
+
+/// Which signature backends `dar bench` measures.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub(crate) enum BenchBackend {
+    /// `dar_core::RustCrypto`.
+    RustCrypto,
+    /// `dar_core::default_backend()`.
+    Default,
+    /// `dar_core::AwsLcRandomized`.
+    AwsLc,
+    /// Each of the above.
+    All,
 }
 
 #[derive(Debug, Args)]

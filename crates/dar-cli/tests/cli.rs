@@ -449,11 +449,51 @@ fn errors_never_echo_private_keys() {
 }
 
 #[test]
-fn bench_prints_ops_for_the_four_operations() {
+fn bench_prints_ops_and_allocations_for_every_backend() {
     let out = dar(&["bench", "--json"]);
     assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
     let v = json(&out);
-    for op in ["issue", "rp_validate", "countersign", "ap_validate"] {
-        assert!(v["ops"][op].as_f64().unwrap() > 0.0, "{op}");
+    let backends = v["backends"].as_array().unwrap();
+    let labels: Vec<&str> = backends
+        .iter()
+        .map(|b| b["backend"].as_str().unwrap())
+        .collect();
+    assert_eq!(labels, ["rust-crypto", "default", "aws-lc"]);
+    for backend in backends {
+        for op in ["issue", "rp_validate", "countersign", "ap_validate"] {
+            assert!(backend["ops"][op].as_f64().unwrap() > 0.0, "{op}");
+            // The recovery provider's save checks read the borrowed token and allocate
+            // nothing; the others build an output or open the payload, with a handful of
+            // buffers at most.
+            let allocs = backend["allocs_per_op"][op].as_f64().unwrap();
+            let bytes = backend["alloc_bytes_per_op"][op].as_f64().unwrap();
+            if op == "rp_validate" {
+                assert_eq!((allocs, bytes), (0.0, 0.0), "{op}");
+            } else {
+                assert!((1.0..100.0).contains(&allocs), "{op}: {allocs}");
+                assert!(bytes > 0.0, "{op}");
+            }
+        }
+        assert!(backend.get("all_cores").is_none());
     }
+    assert_eq!(backends[2]["name"], "aws-lc-rs (randomized signing)");
+}
+
+#[test]
+fn bench_measures_one_backend_in_a_table() {
+    let out = dar(&["bench", "--backend", "rust-crypto"]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let text = String::from_utf8(out.stdout).unwrap();
+    assert!(
+        text.starts_with("backend rust-crypto (rustcrypto)"),
+        "{text}"
+    );
+    assert!(text.contains("allocs/op"), "{text}");
+    for op in ["issue", "rp_validate", "countersign", "ap_validate"] {
+        assert!(text.contains(op), "{op}");
+    }
+    assert!(!text.contains("aws-lc"), "{text}");
+
+    let out = dar(&["bench", "--backend", "openssl"]);
+    assert_eq!(out.status.code(), Some(2));
 }

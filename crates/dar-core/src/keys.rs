@@ -28,7 +28,7 @@ use sha2::{Digest as _, Sha256};
 use subtle::ConstantTimeEq as _;
 use zeroize::{Zeroize as _, ZeroizeOnDrop, Zeroizing};
 
-use crate::signature::Signature;
+use crate::signature::{Signature, SignatureBackend, default_backend};
 use crate::{DecodeError, Error, Misuse};
 
 /// Length of an uncompressed SEC1 P-256 point: `0x04 || X || Y`.
@@ -51,6 +51,11 @@ const PEM_SPKI: &str = "PUBLIC KEY";
 /// and is deliberately not `Clone`: share it behind an `Arc` rather than copying the secret. The
 /// scalar is reachable only through [`SigningKey::secret_bytes`].
 ///
+/// It signs with [`default_backend`] (RFC 6979) unless given another with
+/// [`SigningKey::with_backend`]. With the `aws-lc` feature the key is also parsed into aws-lc
+/// once, when it is built, so that [`crate::AwsLcRandomized`] never parses it per signature;
+/// aws-lc wipes its copy of the scalar when it frees it.
+///
 /// ```
 /// use dar_core::SigningKey;
 ///
@@ -65,19 +70,24 @@ const PEM_SPKI: &str = "PUBLIC KEY";
 /// ```
 pub struct SigningKey {
     inner: p256::ecdsa::SigningKey,
+    /// The same key parsed once by aws-lc-rs, for [`crate::AwsLcRandomized`].
+    #[cfg(feature = "aws-lc")]
+    fast: aws_lc_rs::signature::EcdsaKeyPair,
+    backend: &'static dyn SignatureBackend,
 }
 
 impl SigningKey {
     /// Generates a new random key.
     ///
     /// # Errors
-    /// [`Misuse::Rng`] if the random number generator fails.
+    /// [`Misuse::Rng`] if the random number generator fails; [`Misuse::Signing`] if aws-lc
+    /// refuses the key, which it never does with a valid one.
     pub fn generate<R>(rng: &mut R) -> Result<Self, Error>
     where
         R: TryCryptoRng + ?Sized,
     {
         let inner = p256::ecdsa::SigningKey::try_generate_from_rng(rng).map_err(|_| Misuse::Rng)?;
-        Ok(Self { inner })
+        Self::from_p256(inner)
     }
 
     /// Builds a key from its big-endian scalar. Meant for test vectors; real keys come from
@@ -87,7 +97,7 @@ impl SigningKey {
     /// [`DecodeError::Key`] (`scalar`) if the scalar is zero or not below the group order.
     pub fn from_scalar_bytes(scalar: &[u8; 32]) -> Result<Self, Error> {
         let inner = p256::ecdsa::SigningKey::from_slice(scalar).map_err(|_| key_err("scalar"))?;
-        Ok(Self { inner })
+        Self::from_p256(inner)
     }
 
     /// Reads a PKCS#8 `PrivateKeyInfo` in DER.
@@ -97,7 +107,7 @@ impl SigningKey {
     /// bytes after it, or embeds a public key that does not match the scalar.
     pub fn from_pkcs8_der(der: &[u8]) -> Result<Self, Error> {
         let secret = p256::SecretKey::from_pkcs8_der(der).map_err(|_| key_err("PKCS#8"))?;
-        Ok(Self::from_secret(&secret))
+        Self::from_secret(&secret)
     }
 
     /// Reads a PEM `PRIVATE KEY` (PKCS#8).
@@ -117,7 +127,7 @@ impl SigningKey {
     /// after it, names another curve, or embeds a public key that does not match the scalar.
     pub fn from_sec1_der(der: &[u8]) -> Result<Self, Error> {
         let secret = p256::SecretKey::from_sec1_der(der).map_err(|_| key_err("SEC1"))?;
-        Ok(Self::from_secret(&secret))
+        Self::from_secret(&secret)
     }
 
     /// Reads a PEM `EC PRIVATE KEY` (SEC1).
@@ -205,19 +215,65 @@ impl SigningKey {
         out
     }
 
-    /// The matching public key.
+    /// The matching public key, verifying with this key's backend.
     pub fn verifying_key(&self) -> VerifyingKey {
-        VerifyingKey::from_p256(*self.inner.verifying_key())
+        VerifyingKey::from_p256(*self.inner.verifying_key()).with_backend(self.backend)
+    }
+
+    /// The same key, signing with `backend` from now on (and so do the verifying keys taken from
+    /// it with [`SigningKey::verifying_key`]). The key was parsed for every backend when it was
+    /// built, so switching costs nothing and no signature re-parses it.
+    ///
+    /// ```
+    /// use dar_core::{RustCrypto, SigningKey};
+    ///
+    /// let key = SigningKey::from_scalar_bytes(&[0x1a; 32])?.with_backend(&RustCrypto);
+    /// assert_eq!(key.backend().name(), "rustcrypto");
+    /// assert_eq!(key.verifying_key().backend().name(), "rustcrypto");
+    /// # Ok::<(), dar_core::Error>(())
+    /// ```
+    #[must_use]
+    pub fn with_backend(mut self, backend: &'static dyn SignatureBackend) -> Self {
+        self.backend = backend;
+        self
+    }
+
+    /// The backend [`SigningKey::sign`] uses.
+    pub fn backend(&self) -> &'static dyn SignatureBackend {
+        self.backend
     }
 
     pub(crate) fn as_p256(&self) -> &p256::ecdsa::SigningKey {
         &self.inner
     }
 
-    fn from_secret(secret: &p256::SecretKey) -> Self {
-        Self {
-            inner: p256::ecdsa::SigningKey::from(secret),
-        }
+    #[cfg(feature = "aws-lc")]
+    pub(crate) fn as_aws_lc(&self) -> &aws_lc_rs::signature::EcdsaKeyPair {
+        &self.fast
+    }
+
+    fn from_secret(secret: &p256::SecretKey) -> Result<Self, Error> {
+        Self::from_p256(p256::ecdsa::SigningKey::from(secret))
+    }
+
+    /// Wraps a p256 key and, with the `aws-lc` feature, parses it into aws-lc once (through a
+    /// PKCS#8 document that is wiped on drop).
+    fn from_p256(inner: p256::ecdsa::SigningKey) -> Result<Self, Error> {
+        #[cfg(feature = "aws-lc")]
+        let fast = {
+            let pkcs8 = inner.to_pkcs8_der().map_err(|_| Misuse::Signing)?;
+            aws_lc_rs::signature::EcdsaKeyPair::from_pkcs8(
+                &aws_lc_rs::signature::ECDSA_P256_SHA256_ASN1_SIGNING,
+                pkcs8.as_bytes(),
+            )
+            .map_err(|_| Misuse::Signing)?
+        };
+        Ok(Self {
+            inner,
+            #[cfg(feature = "aws-lc")]
+            fast,
+            backend: default_backend(),
+        })
     }
 }
 
@@ -235,7 +291,8 @@ impl PartialEq for SigningKey {
 
 impl Eq for SigningKey {}
 
-// The inner ecdsa key zeroizes its scalar on drop and is the only field.
+// The inner ecdsa key zeroizes its scalar on drop; aws-lc's copy (with the `aws-lc` feature) is
+// wiped by aws-lc, whose allocator cleanses every block it frees.
 impl ZeroizeOnDrop for SigningKey {}
 
 /// A P-256 public key, as published in a configuration document (§2
@@ -262,6 +319,7 @@ pub struct VerifyingKey {
     /// point p256 accepted, in which case verification falls back to RustCrypto.
     #[cfg(feature = "aws-lc")]
     fast: Option<std::sync::Arc<aws_lc_rs::signature::ParsedPublicKey>>,
+    backend: &'static dyn SignatureBackend,
 }
 
 impl PartialEq for VerifyingKey {
@@ -288,7 +346,31 @@ impl VerifyingKey {
             inner,
             #[cfg(feature = "aws-lc")]
             fast,
+            backend: default_backend(),
         }
+    }
+
+    /// The same key, verifying with `backend` from now on instead of [`default_backend`].
+    /// Every backend decides every signature the same way; this only changes how fast.
+    ///
+    /// ```
+    /// use dar_core::{RustCrypto, SigningKey};
+    ///
+    /// let key = SigningKey::from_scalar_bytes(&[0x1a; 32])?;
+    /// let signature = key.sign(b"token internals")?;
+    /// let verifying = key.verifying_key().with_backend(&RustCrypto);
+    /// assert!(verifying.verify(b"token internals", &signature));
+    /// # Ok::<(), dar_core::Error>(())
+    /// ```
+    #[must_use]
+    pub fn with_backend(mut self, backend: &'static dyn SignatureBackend) -> Self {
+        self.backend = backend;
+        self
+    }
+
+    /// The backend [`VerifyingKey::verify`] uses.
+    pub fn backend(&self) -> &'static dyn SignatureBackend {
+        self.backend
     }
 
     #[cfg(feature = "aws-lc")]

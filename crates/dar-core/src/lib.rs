@@ -70,7 +70,7 @@ pub use sealing::{
     IV_LEN, KEY_LEN, Layout, MAX_SEALED_LEN, SealContext, Sealer, SealingKey, TAG_LEN,
 };
 #[cfg(feature = "aws-lc")]
-pub use signature::AwsLc;
+pub use signature::{AwsLc, AwsLcRandomized};
 pub use signature::{RustCrypto, Signature, SignatureBackend, default_backend};
 pub use token::{
     CountersignedToken, EncodedToken, IssuedTime, MAX_TOKEN_LEN, Options, RecoveryToken, Token,

@@ -7,16 +7,17 @@
 //! High-S signatures are accepted: the draft does not forbid them and about half of the public
 //! SDKs' tokens carry one.
 //!
-//! Signing is deterministic (RFC 6979, §6.1), byte-identical to the Java SDK's signer. The
-//! arithmetic sits behind [`SignatureBackend`] so that a faster backend can be added without
-//! touching callers.
+//! Signing is deterministic by default (RFC 6979, §6.1), byte-identical to the Java SDK's
+//! signer. The arithmetic sits behind [`SignatureBackend`]; a key carries the backend it uses,
+//! so a faster one ([`AwsLcRandomized`], randomized signing) is chosen per key without touching
+//! callers.
 
 mod backend;
 
 use core::fmt;
 
 #[cfg(feature = "aws-lc")]
-pub use backend::AwsLc;
+pub use backend::{AwsLc, AwsLcRandomized};
 pub use backend::{RustCrypto, SignatureBackend, default_backend};
 
 use crate::keys::{SigningKey, VerifyingKey};
@@ -100,23 +101,26 @@ impl fmt::Debug for Signature {
 }
 
 impl SigningKey {
-    /// Signs `msg` (the token internals): ECDSA P-256 over SHA-256(`msg`) with an RFC 6979
-    /// deterministic nonce (§4.1.3, §4.2.2, §6.1), using [`default_backend`].
+    /// Signs `msg` (the token internals): ECDSA P-256 over SHA-256(`msg`) (§4.1.3, §4.2.2)
+    /// with the key's backend ([`SigningKey::with_backend`]; [`default_backend`] unless
+    /// changed), so with an RFC 6979 deterministic nonce (§6.1) unless the key was given
+    /// [`AwsLcRandomized`].
     ///
     /// # Errors
     /// [`crate::Misuse::Signing`] if the backend fails, which it never does with a valid key.
     pub fn sign(&self, msg: &[u8]) -> Result<Signature, Error> {
-        default_backend().sign(self, msg)
+        self.backend().sign(self, msg)
     }
 }
 
 impl VerifyingKey {
     /// True if `signature` is a valid signature of SHA-256(`msg`) under this key (§3.1 step 7,
-    /// §3.5 steps 5 and 12), using [`default_backend`]. High-S signatures verify.
+    /// §3.5 steps 5 and 12), using the key's backend ([`VerifyingKey::with_backend`];
+    /// [`default_backend`] unless changed). High-S signatures verify.
     ///
     /// Opaque: a `false` says nothing about why.
     pub fn verify(&self, msg: &[u8], signature: &Signature) -> bool {
-        default_backend().verify(self, msg, signature)
+        self.backend().verify(self, msg, signature)
     }
 }
 

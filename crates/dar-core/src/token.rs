@@ -567,7 +567,9 @@ impl Token {
     pub fn sign(&self, key: &SigningKey, max_size: usize) -> Result<EncodedToken, Error> {
         let mut bytes = self.encode_internals()?;
         let signature = key.sign(&bytes)?;
-        bytes.extend_from_slice(&signature.to_der());
+        // The DER is built on the stack, into the room `encode_internals` reserved for it: the
+        // token is the only allocation here.
+        bytes.extend_from_slice(signature.as_p256().to_der().as_bytes());
         if bytes.len() > max_size {
             return Err(Misuse::TokenTooLarge {
                 size: bytes.len(),

@@ -271,7 +271,9 @@ pub fn countersign(
     params: Countersign<'_>,
 ) -> Result<EncodedToken, Error> {
     let view = token.view();
-    let mut inner = view.signed_bytes().to_vec();
+    // Sized once: the inner token, signature included, is the outer token's data.
+    let mut inner = Vec::with_capacity(view.signed_bytes().len() + view.signature_bytes().len());
+    inner.extend_from_slice(view.signed_bytes());
     inner.extend_from_slice(view.signature_bytes());
     let options = if params.low_friction {
         Options::LOW_FRICTION
