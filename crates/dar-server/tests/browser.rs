@@ -182,20 +182,31 @@ impl Chrome {
         self.client.goto(url).await.unwrap();
     }
 
+    /// The element, once the page shows it: a click that navigates returns before the next
+    /// page is there, so every lookup waits (up to [`WAIT`]).
+    async fn element(&self, css: &str) -> fantoccini::elements::Element {
+        let start = Instant::now();
+        loop {
+            match self.client.find(Locator::Css(css)).await {
+                Ok(element) => return element,
+                Err(e) => assert!(
+                    start.elapsed() < WAIT,
+                    "no {css}: {e}\n{}",
+                    self.text().await
+                ),
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+
     async fn fill(&self, css: &str, text: &str) {
-        let input = self.client.find(Locator::Css(css)).await.unwrap();
+        let input = self.element(css).await;
         input.clear().await.unwrap();
         input.send_keys(text).await.unwrap();
     }
 
     async fn click(&self, css: &str) {
-        self.client
-            .find(Locator::Css(css))
-            .await
-            .unwrap()
-            .click()
-            .await
-            .unwrap();
+        self.element(css).await.click().await.unwrap();
     }
 
     /// Waits until the address starts with `prefix`.
@@ -204,6 +215,19 @@ impl Chrome {
         loop {
             let url = self.client.current_url().await.unwrap();
             if url.as_str().starts_with(prefix) {
+                // The address changes before the document is complete.
+                while self
+                    .client
+                    .execute("return document.readyState", Vec::new())
+                    .await
+                    .ok()
+                    .and_then(|v| v.as_str().map(str::to_owned))
+                    .as_deref()
+                    != Some("complete")
+                {
+                    assert!(start.elapsed() < WAIT, "{url} never finished loading");
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                }
                 return;
             }
             assert!(
@@ -227,10 +251,8 @@ impl Chrome {
     }
 
     async fn value(&self, css: &str) -> String {
-        self.client
-            .find(Locator::Css(css))
+        self.element(css)
             .await
-            .unwrap()
             .attr("value")
             .await
             .unwrap()
@@ -253,6 +275,8 @@ impl Chrome {
         if shots {
             self.shot("authenticator").await;
         }
+        // The code field is on the same page as the secret: wait for the page first.
+        self.element("#code").await;
         let secret = self
             .client
             .find(Locator::XPath(
@@ -312,20 +336,7 @@ async fn set_up_recovery(chrome: &mut Chrome, apo: &str, rpo: &str, shots: bool)
     }
     chrome.click("main form button[type=submit]").await;
     // The form posts to its own address: wait for the new page's token field.
-    let start = Instant::now();
-    while chrome
-        .client
-        .find(Locator::Css("input[name=token]"))
-        .await
-        .is_err()
-    {
-        assert!(
-            start.elapsed() < WAIT,
-            "no token form: {}",
-            chrome.text().await
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    chrome.element("input[name=token]").await;
     if shots {
         chrome.shot("ap-send-token").await;
     }
@@ -381,11 +392,7 @@ async fn a_person_saves_a_token_and_recovers_with_it() {
     chrome.shot("rp-recover").await;
     chrome.click("main form button[type=submit]").await;
     chrome.arrive(&format!("{rpo}/rp/recover")).await;
-    chrome
-        .client
-        .find(Locator::Css("input[name=countersigned-token]"))
-        .await
-        .unwrap();
+    chrome.element("input[name=countersigned-token]").await;
     chrome.shot("rp-send-countersigned").await;
 
     // §3.5 at the account provider: the countersigned token arrives.
