@@ -320,10 +320,18 @@ async fn password_matches(
     account: Option<Account>,
     password: Zeroizing<String>,
 ) -> Result<Option<AccountId>, AppError> {
-    // A stopped method is verified against the dummy hash: same time, same answer.
+    // A stopped method, or a password longer than any that can be set, is verified against
+    // the dummy hash: same time, same answer, and argon2 never hashes more than
+    // MAX_PASSWORD_LEN bytes.
+    let too_long = password.len() > MAX_PASSWORD_LEN;
+    let password = if too_long {
+        Zeroizing::new(String::new())
+    } else {
+        password
+    };
     let usable = account
         .as_ref()
-        .filter(|a| a.password_failures < MAX_FAILURES);
+        .filter(|a| a.password_failures < MAX_FAILURES && !too_long);
     let matches = verify_password(password, usable.map(|a| a.password_hash.clone())).await?;
     match (account, matches) {
         (Some(account), true) => {

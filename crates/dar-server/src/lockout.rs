@@ -36,7 +36,7 @@ use std::net::IpAddr;
 
 use askama::Template;
 use axum::Router;
-use axum::extract::{RawQuery, State};
+use axum::extract::{DefaultBodyLimit, RawQuery, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Redirect, Response};
 use axum::routing::{get, post};
@@ -71,8 +71,6 @@ const PARK_SECS: i64 = 10 * 60;
 /// rate limit per account and per address).
 const EMAIL_CODES_PER_ACCOUNT_PER_HOUR: i64 = 5;
 const EMAIL_CODES_PER_ADDRESS_PER_HOUR: i64 = 3;
-/// The longest form field read here.
-const MAX_FIELD: usize = 1024;
 
 /// The lockout-recovery routes; empty when the deployment is not an account provider.
 pub(crate) fn routes(state: &AppState) -> Router<AppState> {
@@ -89,6 +87,7 @@ pub(crate) fn routes(state: &AppState) -> Router<AppState> {
         .route("/recovery/email/check", post(check_email_code))
         .route("/recovery/finish", post(finish))
         .route("/recovery/cancel", get(cancel_page).post(cancel))
+        .layer(DefaultBodyLimit::max(crate::auth::ACCOUNT_FORM_BODY_LIMIT))
 }
 
 fn policy(state: &AppState) -> Result<&LockoutPolicy, AppError> {
@@ -658,11 +657,6 @@ async fn add_recovery_code(
     let recovery = collecting(&state, &jar).await?;
     let store = store(&state)?;
     let input = Zeroizing::new(form.value);
-    if input.len() > MAX_FIELD {
-        return Err(AppError::BadRequest {
-            message: "the recovery code is too long",
-        });
-    }
     let stored: Vec<(i64, String)> = store
         .unused_recovery_codes(recovery.account)
         .await?

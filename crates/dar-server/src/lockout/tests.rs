@@ -417,3 +417,56 @@ async fn email_codes_are_rate_limited_per_address() {
     // Each new code replaced the previous one; the refused request queued nothing.
     assert_eq!(queued(&store, "Your account recovery code").await.len(), 3);
 }
+
+#[tokio::test]
+async fn over_long_inputs_are_refused_before_any_hashing_and_start_nothing() {
+    let (browser, store, _state, alice) = alice().await;
+    let mut other = browser.other();
+    let csrf = other.get("/ap/recovery/lost").await.csrf();
+    // Longer than any password that can be set (but inside the form's body limit): the sign-in
+    // answer, and no recovery.
+    let long = "x".repeat(crate::auth::MAX_PASSWORD_LEN + 1);
+    let page = other
+        .post(
+            "/recovery/start",
+            &[
+                ("csrf_token", &csrf),
+                ("username", "alice"),
+                ("password", &long),
+            ],
+        )
+        .await;
+    assert_eq!(page.status, StatusCode::UNAUTHORIZED);
+    assert!(page.body.contains("Incorrect username or password."));
+    // Over the account forms' body limit: 413 before the handler.
+    let huge = "x".repeat(crate::auth::ACCOUNT_FORM_BODY_LIMIT);
+    let page = other
+        .post(
+            "/recovery/start",
+            &[
+                ("csrf_token", &csrf),
+                ("username", "alice"),
+                ("password", &huge),
+            ],
+        )
+        .await;
+    assert_eq!(page.status, StatusCode::PAYLOAD_TOO_LARGE);
+    assert!(
+        store
+            .account_recoveries(alice, 10)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    // A recovery-code field far longer than any code is just "not valid".
+    let page = start_with_password(&mut other).await;
+    let page = other
+        .post(
+            "/recovery/code",
+            &[("csrf_token", &page.csrf()), ("value", &"a".repeat(2000))],
+        )
+        .await;
+    assert_eq!(page.status, StatusCode::UNAUTHORIZED);
+    assert!(page.body.contains("That recovery code is not valid"));
+    assert_eq!(store.unused_recovery_codes(alice).await.unwrap().len(), 0);
+}
