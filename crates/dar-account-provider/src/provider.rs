@@ -6,8 +6,8 @@ use std::net::IpAddr;
 
 use base64::Engine as _;
 use dar_core::{
-    Configuration, CountersignedToken, EndpointUrl, MAX_TOKEN_LEN, Misuse, Options, Origin,
-    Payload, Purpose, ReturnCheck, SealContext, Token, TokenId, decode_base64,
+    Configuration, CountersignedToken, EndpointUrl, Issue, MAX_TOKEN_LEN, Misuse, Options, Origin,
+    Payload, Purpose, ReturnCheck, SealContext, TokenId, decode_base64,
 };
 use dar_discovery::{ConfigSource, DiscoveryError};
 use rand_core::TryCryptoRng;
@@ -383,14 +383,6 @@ where
             secret: *secret,
             purpose: options.purpose,
         };
-        let plaintext = payload.to_bytes()?;
-        let issuer = &self.settings.origin;
-        let ctx = SealContext {
-            token_id: token_id.as_bytes(),
-            issuer: issuer.as_str(),
-            audience: audience.as_str(),
-        };
-        let sealed = self.keys.sealer().seal(&plaintext, &ctx, rng)?;
         let mut token_options = Options::NONE;
         if options.status_requested {
             token_options = token_options | Options::STATUS_REQUESTED;
@@ -398,18 +390,16 @@ where
         if options.low_friction {
             token_options = token_options | Options::LOW_FRICTION;
         }
-        let token = Token::recovery(
+        let params = Issue {
+            key: self.keys.signing_key(),
             token_id,
-            token_options,
-            issuer.clone(),
-            audience.clone(),
-            created,
-            sealed,
-        );
-        let encoded = token.sign(
-            self.keys.signing_key(),
-            rp.token_max_size.min(MAX_TOKEN_LEN),
-        )?;
+            options: token_options,
+            issuer: &self.settings.origin,
+            audience: &audience,
+            issued: created,
+            max_size: rp.token_max_size.min(MAX_TOKEN_LEN),
+        };
+        let encoded = dar_core::issue(params, &payload, self.keys.sealer(), rng)?;
 
         let mut state_bytes = Zeroizing::new([0u8; 32]);
         rng.try_fill_bytes(state_bytes.as_mut_slice())
@@ -624,8 +614,7 @@ where
             issuer: inner.issuer(),
             audience: inner.audience(),
         };
-        let plaintext = self.keys.sealer().open(inner.data(), &ctx)?;
-        let payload = Payload::from_bytes(&plaintext)?;
+        let payload = self.keys.sealer().open_payload(inner.data(), &ctx)?;
         // §3.5 step 9: a countersigned token is presented once.
         if self.store.is_replayed(countersigned_id).await? {
             return Err(AccountProviderError::Replayed);

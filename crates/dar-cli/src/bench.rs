@@ -20,9 +20,9 @@ use std::hint::black_box;
 use std::time::{Duration, Instant};
 
 use dar_core::{
-    AwsLcRandomized, Countersign, CountersignedToken, Freshness, Layout, MAX_TOKEN_LEN, Options,
-    Origin, Payload, Purpose, RecoveryToken, ReturnCheck, RustCrypto, SaveCheck, SavedCheck,
-    SealContext, Sealer, SealingKey, SignatureBackend, SigningKey, Token, TokenId, VerifyingKeys,
+    AwsLcRandomized, Countersign, CountersignedToken, Freshness, Issue, Layout, MAX_TOKEN_LEN,
+    Options, Origin, Payload, Purpose, RecoveryToken, ReturnCheck, RustCrypto, SaveCheck,
+    SavedCheck, Sealer, SealingKey, SignatureBackend, SigningKey, TokenId, VerifyingKeys,
 };
 use getrandom::SysRng;
 use serde_json::json;
@@ -39,6 +39,8 @@ struct Fixture {
     ap_keys: VerifyingKeys,
     rp_keys: VerifyingKeys,
     sealer: Sealer,
+    /// What every issued token seals: the account id is the caller's, allocated once here.
+    payload: Payload,
 }
 
 fn setup_error(e: impl std::fmt::Display) -> Failure {
@@ -67,35 +69,28 @@ impl Fixture {
             rp_key,
             sealer: Sealer::new(vec![SealingKey::new(1, [0x42; 32])], 1, Layout::DarV1)
                 .map_err(setup_error)?,
+            payload: Payload {
+                account_id: "user-4711".into(),
+                created_at: datetime!(2026-11-22 15:31:18 UTC).unix_timestamp(),
+                secret: [7; 32],
+                purpose: Purpose::AccountRecovery,
+            },
         })
     }
 
     fn issue(&self, id: u64) -> Result<Vec<u8>, dar_core::Error> {
-        let now = datetime!(2026-11-22 15:31:18 UTC);
         let mut raw = [0u8; 16];
         raw[..8].copy_from_slice(&id.to_be_bytes());
-        let token_id = TokenId::new(raw);
-        let payload = Payload {
-            account_id: "user-4711".into(),
-            created_at: now.unix_timestamp(),
-            secret: [7; 32],
-            purpose: Purpose::AccountRecovery,
+        let params = Issue {
+            key: &self.ap_key,
+            token_id: TokenId::new(raw),
+            options: Options::STATUS_REQUESTED,
+            issuer: &self.ap,
+            audience: &self.rp,
+            issued: datetime!(2026-11-22 15:31:18 UTC),
+            max_size: MAX_TOKEN_LEN,
         };
-        let ctx = SealContext {
-            token_id: token_id.as_bytes(),
-            issuer: self.ap.as_str(),
-            audience: self.rp.as_str(),
-        };
-        let sealed = self.sealer.seal(&payload.to_bytes()?, &ctx, &mut SysRng)?;
-        let token = Token::recovery(
-            token_id,
-            Options::STATUS_REQUESTED,
-            self.ap.clone(),
-            self.rp.clone(),
-            now,
-            sealed,
-        );
-        Ok(token.sign(&self.ap_key, MAX_TOKEN_LEN)?.into_bytes())
+        Ok(dar_core::issue(params, &self.payload, &self.sealer, &mut SysRng)?.into_bytes())
     }
 
     fn rp_validate(&self, bytes: &[u8]) -> Result<(), dar_core::Error> {

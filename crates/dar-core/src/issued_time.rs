@@ -32,16 +32,44 @@ pub fn parse(bytes: &[u8]) -> Result<OffsetDateTime, DecodeError> {
 /// Years outside 0000–9999 cannot be written in RFC 3339; they are clamped into that range,
 /// which no clock dar is given reaches.
 pub fn format(t: OffsetDateTime) -> String {
-    let t = t.to_offset(UtcOffset::UTC);
-    format!(
-        "{:04}-{:02}-{:02}T{:02}:{:02}:{:02}Z",
-        t.year().clamp(0, 9999),
-        u8::from(t.month()),
-        t.day(),
-        t.hour(),
-        t.minute(),
-        t.second()
-    )
+    Emitted::new(t).as_str().to_owned()
+}
+
+/// The issued_time dar emits for an instant, formatted on the stack: signing a token writes
+/// it straight into the token's buffer, with no allocation of its own.
+#[derive(Clone, Copy)]
+pub(crate) struct Emitted([u8; EMITTED_LEN]);
+
+/// `YYYY-MM-DDTHH:MM:SSZ`.
+const EMITTED_LEN: usize = 20;
+
+impl Emitted {
+    pub(crate) fn new(t: OffsetDateTime) -> Self {
+        let t = t.to_offset(UtcOffset::UTC);
+        let mut out = *b"0000-00-00T00:00:00Z";
+        // Every field is clamped into its digit count, so each digit is 0–9.
+        let year = u32::try_from(t.year().clamp(0, 9999)).unwrap_or(0);
+        let fields: [(usize, u32, usize); 6] = [
+            (0, year, 4),
+            (5, u32::from(u8::from(t.month())), 2),
+            (8, u32::from(t.day()), 2),
+            (11, u32::from(t.hour()), 2),
+            (14, u32::from(t.minute()), 2),
+            (17, u32::from(t.second()), 2),
+        ];
+        for (at, mut value, width) in fields {
+            for slot in out[at..at + width].iter_mut().rev() {
+                *slot = b'0' + u8::try_from(value % 10).unwrap_or(0);
+                value /= 10;
+            }
+        }
+        Self(out)
+    }
+
+    pub(crate) fn as_str(&self) -> &str {
+        // Digits and the ASCII separators above only.
+        core::str::from_utf8(&self.0).unwrap_or("0000-00-00T00:00:00Z")
+    }
 }
 
 fn parse_inner(b: &[u8]) -> Option<OffsetDateTime> {

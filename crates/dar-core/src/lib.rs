@@ -45,6 +45,7 @@
 mod config;
 mod error;
 mod freshness;
+mod issue;
 pub mod issued_time;
 mod keys;
 mod origin;
@@ -63,6 +64,7 @@ pub use config::{
 };
 pub use error::{DecodeError, Error, Misuse, OriginError, Rejected};
 pub use freshness::Freshness;
+pub use issue::{Issue, issue};
 pub use keys::{SigningKey, VerifyingKey, VerifyingKeys};
 pub use origin::Origin;
 pub use payload::{Payload, Purpose};

@@ -104,12 +104,34 @@ impl Payload {
     /// [`Misuse::PayloadTooLarge`] if the encoding would exceed
     /// [`Payload::MAX_ENCODED_LEN`].
     pub fn to_bytes(&self) -> Result<Zeroizing<Vec<u8>>, Error> {
-        let len = FIXED_FIELDS_LEN
+        let mut out = Zeroizing::new(vec![0; self.encoded_len()?]);
+        self.encode_into(&mut out)?;
+        Ok(out)
+    }
+
+    /// The length of [`Payload::to_bytes`]'s encoding.
+    ///
+    /// # Errors
+    ///
+    /// [`Misuse::PayloadTooLarge`] if it would exceed [`Payload::MAX_ENCODED_LEN`].
+    pub fn encoded_len(&self) -> Result<usize, Error> {
+        Ok(FIXED_FIELDS_LEN
             .checked_add(1)
             .and_then(|n| n.checked_add(self.account_id.len()))
             .filter(|&n| n <= Self::MAX_ENCODED_LEN)
-            .ok_or(Misuse::PayloadTooLarge)?;
-        let mut out = Zeroizing::new(vec![0; len]);
+            .ok_or(Misuse::PayloadTooLarge)?)
+    }
+
+    /// Writes [`Payload::to_bytes`]'s encoding into the front of `buf` (a stack buffer of
+    /// [`Payload::MAX_ENCODED_LEN`] bytes always has room) and returns its length.
+    ///
+    /// # Errors
+    ///
+    /// [`Misuse::PayloadTooLarge`] if the encoding exceeds [`Payload::MAX_ENCODED_LEN`] or
+    /// `buf`.
+    pub fn encode_into(&self, buf: &mut [u8]) -> Result<usize, Error> {
+        let len = self.encoded_len()?;
+        let out = buf.get_mut(..len).ok_or(Misuse::PayloadTooLarge)?;
         let (version, body) = out.split_first_mut().ok_or(Misuse::PayloadTooLarge)?;
         *version = VERSION;
         let wire = WireRef {
@@ -125,7 +147,7 @@ impl Payload {
         if written != body.len() {
             return Err(Misuse::PayloadTooLarge.into());
         }
-        Ok(out)
+        Ok(len)
     }
 
     /// Reads a payload from the bytes [`Payload::to_bytes`] wrote.

@@ -388,11 +388,69 @@ impl Sealer {
         ctx: &SealContext<'_>,
         rng: &mut R,
     ) -> Result<Vec<u8>, Error> {
+        let mut out = Vec::with_capacity(self.sealed_len(plaintext.len())?);
+        self.seal_into(&mut out, plaintext, ctx, rng)?;
+        Ok(out)
+    }
+
+    /// The length of the blob [`Sealer::seal`] makes of a plaintext of `plaintext_len` bytes.
+    ///
+    /// # Errors
+    ///
+    /// [`Misuse::PayloadTooLarge`] if it would not fit a token's `data` field.
+    pub fn sealed_len(&self, plaintext_len: usize) -> Result<usize, Error> {
+        if plaintext_len > self.layout.max_plaintext_len() {
+            return Err(Misuse::PayloadTooLarge.into());
+        }
+        Ok(plaintext_len + self.layout.overhead())
+    }
+
+    /// [`Sealer::seal`], appending the blob to `out` ([`Sealer::sealed_len`] bytes) instead of
+    /// allocating one: issuing writes it straight into the token being built. The plaintext is
+    /// encrypted where it lands in `out`; on an error `out` is truncated back, its tail zeroed.
+    ///
+    /// # Errors
+    ///
+    /// As [`Sealer::seal`]; `out` is then as it was.
+    pub fn seal_into<R: TryCryptoRng + ?Sized>(
+        &self,
+        out: &mut Vec<u8>,
+        plaintext: &[u8],
+        ctx: &SealContext<'_>,
+        rng: &mut R,
+    ) -> Result<(), Error> {
         // Checked before drawing randomness so a caller bug never consumes it.
-        self.check_plaintext_len(plaintext)?;
+        self.sealed_len(plaintext.len())?;
         let mut iv = [0; IV_LEN];
         rng.try_fill_bytes(&mut iv).map_err(|_| Misuse::Rng)?;
-        self.seal_with_iv(plaintext, ctx, &iv)
+        self.seal_with_iv_into(out, plaintext, ctx, &iv)
+    }
+
+    /// Opens a dar payload sealed for the token described by `ctx` and reads it
+    /// ([`Payload::from_bytes`](crate::Payload::from_bytes)). A blob that can hold a payload is
+    /// opened in a buffer on the stack, so the payload's account id is the only allocation.
+    ///
+    /// # Errors
+    ///
+    /// As [`Sealer::open`], then [`DecodeError::Payload`].
+    pub fn open_payload(
+        &self,
+        sealed: &[u8],
+        ctx: &SealContext<'_>,
+    ) -> Result<crate::Payload, Error> {
+        const CAP: usize = crate::Payload::MAX_ENCODED_LEN;
+        let fits = match sealed.first() {
+            Some(&V0_VERSION) => sealed.len() <= CAP + V0_OVERHEAD,
+            Some(&V1_VERSION) => sealed.len() <= CAP + V1_OVERHEAD,
+            _ => false,
+        };
+        if !fits {
+            // Whatever this is, it is refused exactly as `open` refuses it.
+            return crate::Payload::from_bytes(&self.open(sealed, ctx)?);
+        }
+        let mut buf = Zeroizing::new([0u8; CAP]);
+        let len = self.open_into(sealed, ctx, &mut buf[..])?;
+        crate::Payload::from_bytes(buf.get(..len).ok_or(DecodeError::SealedData)?)
     }
 
     /// Opens a blob that [`Sealer::seal`] (or the Ruby peer, for darrrr-v0) produced for the
@@ -409,10 +467,24 @@ impl Sealer {
     ///   a blob bound to another token. Opaque on purpose.
     /// - [`Misuse::FieldTooLong`] if `ctx.issuer` or `ctx.audience` is 65,536 bytes or more.
     pub fn open(&self, sealed: &[u8], ctx: &SealContext<'_>) -> Result<Zeroizing<Vec<u8>>, Error> {
+        let mut buf = Zeroizing::new(vec![0; sealed.len()]);
+        let len = self.open_into(sealed, ctx, &mut buf)?;
+        buf.truncate(len);
+        Ok(buf)
+    }
+
+    /// Opens `sealed` into the front of `buf` and returns the plaintext's length. `buf` must
+    /// hold the ciphertext (a caller's bug otherwise, reported as [`DecodeError::SealedData`]).
+    fn open_into(
+        &self,
+        sealed: &[u8],
+        ctx: &SealContext<'_>,
+        buf: &mut [u8],
+    ) -> Result<usize, Error> {
         // §4.1.2: the layout is the account provider's choice; ours start with a version byte.
         match sealed.split_first() {
-            Some((&V0_VERSION, rest)) => self.open_v0(rest),
-            Some((&V1_VERSION, rest)) => self.open_v1(rest, ctx),
+            Some((&V0_VERSION, rest)) => self.open_v0(rest, buf),
+            Some((&V1_VERSION, rest)) => self.open_v1(rest, ctx, buf),
             _ => Err(DecodeError::SealedData.into()),
         }
     }
@@ -422,47 +494,48 @@ impl Sealer {
         core::iter::once(&self.current).chain(&self.others)
     }
 
-    fn check_plaintext_len(&self, plaintext: &[u8]) -> Result<(), Error> {
-        if plaintext.len() > self.layout.max_plaintext_len() {
-            return Err(Misuse::PayloadTooLarge.into());
-        }
-        Ok(())
-    }
-
-    fn seal_with_iv(
+    fn seal_with_iv_into(
         &self,
+        out: &mut Vec<u8>,
         plaintext: &[u8],
         ctx: &SealContext<'_>,
         iv: &[u8; IV_LEN],
-    ) -> Result<Vec<u8>, Error> {
-        self.check_plaintext_len(plaintext)?;
+    ) -> Result<(), Error> {
+        self.sealed_len(plaintext.len())?;
         let key = &self.current;
-        // Encrypted in place, so `body` holds ciphertext once sealing succeeds; Zeroizing covers
-        // the failure path, where it still holds the plaintext.
-        let mut body = Zeroizing::new(plaintext.to_vec());
-        let mut out = Vec::with_capacity(plaintext.len() + self.layout.overhead());
-        match self.layout {
+        let start = out.len();
+        let sealed = match self.layout {
             Layout::DarrrrV0 => {
-                let tag = seal_detached(key, iv, &[], &mut body)?;
                 out.push(V0_VERSION);
-                out.extend_from_slice(&tag);
+                let tag_at = out.len();
+                out.extend_from_slice(&[0; TAG_LEN]);
                 out.extend_from_slice(iv);
-                out.extend_from_slice(&body);
+                let body = out.len();
+                out.extend_from_slice(plaintext);
+                seal_detached(key, iv, &[], &mut out[body..]).map(|tag| {
+                    out[tag_at..tag_at + TAG_LEN].copy_from_slice(&tag);
+                })
             }
-            Layout::DarV1 => {
-                let aad = v1_aad(key.id, ctx)?;
-                let tag = seal_detached(key, iv, &aad, &mut body)?;
+            Layout::DarV1 => V1Aad::new(key.id, ctx).and_then(|aad| {
                 out.push(V1_VERSION);
                 out.extend_from_slice(&key.id.to_be_bytes());
                 out.extend_from_slice(iv);
-                out.extend_from_slice(&body);
+                let body = out.len();
+                out.extend_from_slice(plaintext);
+                let tag = seal_detached(key, iv, aad.as_bytes(), &mut out[body..])?;
                 out.extend_from_slice(&tag);
-            }
+                Ok(())
+            }),
+        };
+        if sealed.is_err() {
+            // The plaintext may be in `out` unencrypted: wipe it before giving `out` back.
+            out[start..].zeroize();
+            out.truncate(start);
         }
-        Ok(out)
+        sealed
     }
 
-    fn open_v0(&self, rest: &[u8]) -> Result<Zeroizing<Vec<u8>>, Error> {
+    fn open_v0(&self, rest: &[u8], buf: &mut [u8]) -> Result<usize, Error> {
         let (tag, rest) = rest
             .split_first_chunk::<TAG_LEN>()
             .ok_or(DecodeError::SealedData)?;
@@ -472,19 +545,21 @@ impl Sealer {
         if !self.open_darrrr_v0 {
             return Err(Rejected::SealLayoutNotAccepted.into());
         }
+        let buf = buf
+            .get_mut(..ciphertext.len())
+            .ok_or(DecodeError::SealedData)?;
         // darrrr-v0 names no key: try the current key first (the common case), then the rest.
-        let mut buf = Zeroizing::new(ciphertext.to_vec());
         for key in self.keys() {
             // A failed attempt may have touched the buffer; each key starts from the ciphertext.
             buf.copy_from_slice(ciphertext);
-            if open_detached(key, iv, &[], &mut buf, tag).is_ok() {
-                return Ok(buf);
+            if open_detached(key, iv, &[], buf, tag).is_ok() {
+                return Ok(ciphertext.len());
             }
         }
         Err(Rejected::SealOpenFailed.into())
     }
 
-    fn open_v1(&self, rest: &[u8], ctx: &SealContext<'_>) -> Result<Zeroizing<Vec<u8>>, Error> {
+    fn open_v1(&self, rest: &[u8], ctx: &SealContext<'_>, buf: &mut [u8]) -> Result<usize, Error> {
         let (key_id, rest) = rest
             .split_first_chunk::<4>()
             .ok_or(DecodeError::SealedData)?;
@@ -499,37 +574,74 @@ impl Sealer {
             .keys()
             .find(|k| k.id == key_id)
             .ok_or(Rejected::UnknownSealingKey)?;
-        let aad = v1_aad(key_id, ctx)?;
-        let mut buf = Zeroizing::new(ciphertext.to_vec());
-        open_detached(key, iv, &aad, &mut buf, tag)?;
-        Ok(buf)
+        let aad = V1Aad::new(key_id, ctx)?;
+        let buf = buf
+            .get_mut(..ciphertext.len())
+            .ok_or(DecodeError::SealedData)?;
+        buf.copy_from_slice(ciphertext);
+        open_detached(key, iv, aad.as_bytes(), buf, tag)?;
+        Ok(ciphertext.len())
     }
 }
 
 /// The dar-v1 associated data: label, layout version, key id, token_id, then issuer and
 /// audience each with a u16 big-endian length (the same length encoding the token uses), so
-/// no two contexts share an encoding.
-fn v1_aad(key_id: u32, ctx: &SealContext<'_>) -> Result<Vec<u8>, Error> {
-    let issuer_len = u16::try_from(ctx.issuer.len()).map_err(|_| Misuse::FieldTooLong {
-        field: "issuer",
-        len: ctx.issuer.len(),
-    })?;
-    let audience_len = u16::try_from(ctx.audience.len()).map_err(|_| Misuse::FieldTooLong {
-        field: "audience",
-        len: ctx.audience.len(),
-    })?;
-    let mut aad = Vec::with_capacity(
-        V1_AAD_LABEL.len() + 1 + 4 + 16 + 2 + ctx.issuer.len() + 2 + ctx.audience.len(),
-    );
-    aad.extend_from_slice(V1_AAD_LABEL);
-    aad.push(V1_VERSION);
-    aad.extend_from_slice(&key_id.to_be_bytes());
-    aad.extend_from_slice(ctx.token_id);
-    aad.extend_from_slice(&issuer_len.to_be_bytes());
-    aad.extend_from_slice(ctx.issuer.as_bytes());
-    aad.extend_from_slice(&audience_len.to_be_bytes());
-    aad.extend_from_slice(ctx.audience.as_bytes());
-    Ok(aad)
+/// no two contexts share an encoding. Built on the stack when the origins are of a usual
+/// length, on the heap otherwise.
+#[allow(
+    clippy::large_enum_variant,
+    reason = "lives on the stack for one sealing call: the inline room is the point"
+)]
+enum V1Aad {
+    Inline {
+        bytes: [u8; V1_AAD_INLINE],
+        len: usize,
+    },
+    Heap(Vec<u8>),
+}
+
+/// Room for two origins of about 230 bytes each, far more than real ones.
+const V1_AAD_INLINE: usize = 512;
+
+impl V1Aad {
+    fn new(key_id: u32, ctx: &SealContext<'_>) -> Result<Self, Error> {
+        let issuer_len = u16::try_from(ctx.issuer.len()).map_err(|_| Misuse::FieldTooLong {
+            field: "issuer",
+            len: ctx.issuer.len(),
+        })?;
+        let audience_len = u16::try_from(ctx.audience.len()).map_err(|_| Misuse::FieldTooLong {
+            field: "audience",
+            len: ctx.audience.len(),
+        })?;
+        let parts: [&[u8]; 8] = [
+            V1_AAD_LABEL,
+            &[V1_VERSION],
+            &key_id.to_be_bytes(),
+            ctx.token_id,
+            &issuer_len.to_be_bytes(),
+            ctx.issuer.as_bytes(),
+            &audience_len.to_be_bytes(),
+            ctx.audience.as_bytes(),
+        ];
+        let len: usize = parts.iter().map(|p| p.len()).sum();
+        if len > V1_AAD_INLINE {
+            return Ok(Self::Heap(parts.concat()));
+        }
+        let mut bytes = [0; V1_AAD_INLINE];
+        let mut at = 0;
+        for part in parts {
+            bytes[at..at + part.len()].copy_from_slice(part);
+            at += part.len();
+        }
+        Ok(Self::Inline { bytes, len })
+    }
+
+    fn as_bytes(&self) -> &[u8] {
+        match self {
+            Self::Inline { bytes, len } => &bytes[..*len],
+            Self::Heap(bytes) => bytes,
+        }
+    }
 }
 
 fn seal_detached(
@@ -576,7 +688,9 @@ pub(crate) mod danger {
         ctx: &SealContext<'_>,
         iv: [u8; IV_LEN],
     ) -> Result<Vec<u8>, Error> {
-        sealer.seal_with_iv(plaintext, ctx, &iv)
+        let mut out = Vec::with_capacity(sealer.sealed_len(plaintext.len())?);
+        sealer.seal_with_iv_into(&mut out, plaintext, ctx, &iv)?;
+        Ok(out)
     }
 
     /// AES-256-GCM encryption in place with a 96-bit IV, returning the 128-bit tag: the exact

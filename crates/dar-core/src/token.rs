@@ -24,6 +24,7 @@ use crate::origin::Origin;
 use crate::sealing::SealContext;
 use crate::signature::Signature;
 
+pub(crate) use codec::{Internals, encode_internals_with};
 pub use codec::{MAX_TOKEN_LEN, decode_base64};
 
 /// The only protocol version (§4.1.1 version).
@@ -565,20 +566,29 @@ impl Token {
     ///
     /// As [`Token::encode_internals`], and [`Misuse::TokenTooLarge`].
     pub fn sign(&self, key: &SigningKey, max_size: usize) -> Result<EncodedToken, Error> {
-        let mut bytes = self.encode_internals()?;
-        let signature = key.sign(&bytes)?;
-        // The DER is built on the stack, into the room `encode_internals` reserved for it: the
-        // token is the only allocation here.
-        bytes.extend_from_slice(signature.as_p256().to_der().as_bytes());
-        if bytes.len() > max_size {
-            return Err(Misuse::TokenTooLarge {
-                size: bytes.len(),
-                max: max_size,
-            }
-            .into());
-        }
-        Ok(EncodedToken(bytes))
+        sign_internals(self.encode_internals()?, key, max_size)
     }
+}
+
+/// Signs `token_internals` and appends the signature, refusing a token larger than
+/// `max_size`.
+pub(crate) fn sign_internals(
+    mut bytes: Vec<u8>,
+    key: &SigningKey,
+    max_size: usize,
+) -> Result<EncodedToken, Error> {
+    let signature = key.sign(&bytes)?;
+    // The DER is built on the stack, into the room the encoder reserved for it: the token is
+    // the only allocation here.
+    bytes.extend_from_slice(signature.as_p256().to_der().as_bytes());
+    if bytes.len() > max_size {
+        return Err(Misuse::TokenTooLarge {
+            size: bytes.len(),
+            max: max_size,
+        }
+        .into());
+    }
+    Ok(EncodedToken(bytes))
 }
 
 /// The bytes of a signed token (`token_internals || token_signature`).

@@ -19,13 +19,14 @@ use time::OffsetDateTime;
 
 use crate::error::{Error, Rejected};
 use crate::freshness::Freshness;
+use crate::issued_time;
 use crate::keys::{SigningKey, VerifyingKeys};
 use crate::origin::Origin;
 use crate::payload::Payload;
 use crate::sealing::Sealer;
 use crate::token::{
-    CountersignedToken, EncodedToken, IssuedTime, Options, RecoveryToken, Token, TokenId,
-    TokenType, TokenView,
+    CountersignedToken, EncodedToken, Internals, Options, RecoveryToken, TokenId, TokenType,
+    TokenView, encode_internals_with, sign_internals,
 };
 
 /// What a recovery provider expects of a recovery token it is asked to save (§3.1).
@@ -117,8 +118,7 @@ impl<'a> VerifiedCountersignedToken<'a> {
     /// [`crate::DecodeError::Payload`].
     pub fn open_payload(&self, sealer: &Sealer) -> Result<Payload, Error> {
         let inner = self.inner();
-        let plaintext = sealer.open(inner.data(), &inner.seal_context())?;
-        Payload::from_bytes(&plaintext)
+        sealer.open_payload(inner.data(), &inner.seal_context())
     }
 }
 
@@ -271,26 +271,31 @@ pub fn countersign(
     params: Countersign<'_>,
 ) -> Result<EncodedToken, Error> {
     let view = token.view();
-    // Sized once: the inner token, signature included, is the outer token's data.
-    let mut inner = Vec::with_capacity(view.signed_bytes().len() + view.signature_bytes().len());
-    inner.extend_from_slice(view.signed_bytes());
-    inner.extend_from_slice(view.signature_bytes());
     let options = if params.low_friction {
         Options::LOW_FRICTION
     } else {
         Options::NONE
     };
-    let outer = Token {
+    let issued = issued_time::Emitted::new(params.issued);
+    // The origins come from a decoded token, which holds canonical origins only; §3.4: the
+    // outer token goes from the recovery provider (the inner audience) back to the issuer.
+    let fields = Internals {
         token_type: TokenType::Countersigned,
-        token_id: params.token_id,
+        token_id: &params.token_id,
         options,
-        issuer: Origin::from_wire("audience", view.audience().as_bytes())?,
-        audience: Origin::from_wire("issuer", view.issuer().as_bytes())?,
-        issued_time: IssuedTime::from_instant(params.issued),
-        data: inner,
-        binding: params.binding,
+        issuer: view.audience(),
+        audience: view.issuer(),
+        issued_time: issued.as_str(),
+        binding: &params.binding,
     };
-    outer.sign(params.key, params.max_size)
+    // The inner token, signature included, is the outer token's data, copied straight into
+    // the one buffer the countersigned token is built in.
+    let inner = [view.signed_bytes(), view.signature_bytes()];
+    let bytes = encode_internals_with(&fields, inner[0].len() + inner[1].len(), |out| {
+        inner.iter().for_each(|part| out.extend_from_slice(part));
+        Ok::<(), Error>(())
+    })?;
+    sign_internals(bytes, params.key, params.max_size)
 }
 
 /// §3.1 steps 6 and 8: the configuration fetched for the token's issuer names that issuer, and

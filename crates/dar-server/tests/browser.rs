@@ -211,10 +211,21 @@ impl Chrome {
 
     /// Waits until the address starts with `prefix`.
     async fn arrive(&self, prefix: &str) {
+        self.arrive_where(prefix, |url| url.starts_with(prefix))
+            .await;
+    }
+
+    /// Waits until the address is `url` itself: where a prefix would also match the page the
+    /// click started from (a form that redirects to the site's root).
+    async fn arrive_exactly(&self, url: &str) {
+        self.arrive_where(url, |at| at == url).await;
+    }
+
+    async fn arrive_where(&self, expected: &str, arrived: impl Fn(&str) -> bool) {
         let start = Instant::now();
         loop {
             let url = self.client.current_url().await.unwrap();
-            if url.as_str().starts_with(prefix) {
+            if arrived(url.as_str()) {
                 // The address changes before the document is complete.
                 while self
                     .client
@@ -232,7 +243,7 @@ impl Chrome {
             }
             assert!(
                 start.elapsed() < WAIT,
-                "still at {url}, expected {prefix}: {}",
+                "still at {url}, expected {expected}: {}",
                 self.text().await
             );
             tokio::time::sleep(Duration::from_millis(100)).await;
@@ -289,7 +300,8 @@ impl Chrome {
             .unwrap();
         self.fill("#code", &totp_code(&secret).unwrap()).await;
         self.click("main form button[type=submit]").await;
-        self.arrive(&format!("{origin}/account")).await;
+        // Exactly: the authenticator page's own address has this one as a prefix.
+        self.arrive_exactly(&format!("{origin}/account")).await;
         if shots {
             self.shot("account").await;
         }
@@ -378,6 +390,8 @@ async fn a_person_saves_a_token_and_recovers_with_it() {
     // Locked out: signed out at the account provider, "I lost my second factor".
     chrome.goto(&format!("{apo}/account")).await;
     chrome.click("form[action='/signout'] button").await;
+    // The sign-out's redirect must land before the next address is typed, or it wins the race.
+    chrome.arrive_exactly(&format!("{apo}/")).await;
     chrome.goto(&format!("{apo}/ap/recovery/lost")).await;
     chrome
         .click(&format!("input[name=recovery_provider][value=\"{rpo}\"]"))

@@ -617,12 +617,51 @@ async fn forged_token_status_calls_are_refused() {
     }
 }
 
-/// A configuration server on `port`, with the account provider `ap`'s certificate: its
-/// configuration path redirects to `/moved`, whose requests it counts.
-fn redirecting_server(
-    ap: &dar_server::demo::Deployment,
-    port: u16,
-) -> (Arc<AtomicUsize>, tokio::task::JoinHandle<()>) {
+/// A stand-in server: its task, and for an HTTP server the handle that closes its
+/// connections (the account provider's client keeps connections alive across requests).
+struct StandIn {
+    task: tokio::task::JoinHandle<()>,
+    handle: Option<axum_server::Handle<std::net::SocketAddr>>,
+}
+
+impl StandIn {
+    /// Stops it and waits until its listener and every connection are closed, so the port
+    /// can serve the next one.
+    async fn stop(self) {
+        match self.handle {
+            Some(handle) => handle.shutdown(),
+            None => self.task.abort(),
+        }
+        let _ = self.task.await;
+    }
+}
+
+/// Serves `app` over HTTPS on `port` with the account provider `ap`'s certificate (its local
+/// names include the recovery provider's host), standing in for the recovery provider's
+/// configuration server.
+fn tls_server(ap: &dar_server::demo::Deployment, port: u16, app: Router) -> StandIn {
+    let tls =
+        dar_server::tls::server_config_for(&ap.config.tls, &ap.config.local_tls_names()).unwrap();
+    let listener = std::net::TcpListener::bind(("127.0.0.1", port)).unwrap();
+    let handle = axum_server::Handle::new();
+    let server = axum_server::from_tcp_rustls(
+        listener,
+        axum_server::tls_rustls::RustlsConfig::from_config(tls),
+    )
+    .unwrap()
+    .handle(handle.clone());
+    let task = tokio::spawn(async move {
+        let _ = server.serve(app.into_make_service()).await;
+    });
+    StandIn {
+        task,
+        handle: Some(handle),
+    }
+}
+
+/// A configuration server whose configuration path redirects to `/moved`, whose requests it
+/// counts.
+fn redirecting_server(ap: &dar_server::demo::Deployment, port: u16) -> (Arc<AtomicUsize>, StandIn) {
     let followed = Arc::new(AtomicUsize::new(0));
     let counter = followed.clone();
     let app = Router::new()
@@ -634,18 +673,7 @@ fn redirecting_server(
                 async { "{}" }
             }),
         );
-    let tls =
-        dar_server::tls::server_config_for(&ap.config.tls, &ap.config.local_tls_names()).unwrap();
-    let listener = std::net::TcpListener::bind(("127.0.0.1", port)).unwrap();
-    let server = axum_server::from_tcp_rustls(
-        listener,
-        axum_server::tls_rustls::RustlsConfig::from_config(tls),
-    )
-    .unwrap();
-    let task = tokio::spawn(async move {
-        let _ = server.serve(app.into_make_service()).await;
-    });
-    (followed, task)
+    (followed, tls_server(ap, port, app))
 }
 
 /// A server that answers plain http where https is expected.
@@ -659,70 +687,122 @@ async fn plain_http_server() -> (u16, tokio::task::JoinHandle<()>) {
     (port, task)
 }
 
-#[tokio::test]
-async fn configuration_servers_that_redirect_or_speak_plain_http_are_refused() {
-    // An account provider whose one allowed recovery provider redirects its configuration.
-    let dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR"))
-        .join("dar-server-negative")
-        .join("discovery");
-    let _ = std::fs::remove_dir_all(&dir);
-    let rp_port = free_port().unwrap();
-    let ap_port = free_port().unwrap();
-    let ap = start_deployment(&DeploymentSpec {
-        dir: dir.clone(),
-        ca_dir: dir.join("tls"),
-        role: Role::AccountProvider,
-        port: ap_port,
-        peer_port: rp_port,
-        status_addresses: vec!["192.0.2.0/24".to_owned()],
-        extra: String::new(),
-    })
-    .await
-    .unwrap();
-    // The recovery provider's port was only reserved: serve the redirect there now.
-    let (followed, redirector) = redirecting_server(&ap, rp_port);
-    let ca = std::fs::read(dir.join("tls").join("ca.pem")).unwrap();
-    let mut browser = Browser::new(&ca).unwrap();
-    let apo = ap.origin.clone();
-    let rpo = format!("https://{}:{rp_port}", Role::RecoveryProvider.host());
-    browser.sign_up(&apo, "alice").await.unwrap();
-    let store = ap.state.store().unwrap();
-    let alice = store
-        .account_by_username("alice")
-        .await
-        .unwrap()
-        .unwrap()
-        .id
-        .to_string();
+/// An account provider whose one allowed recovery provider's port is only reserved (nothing
+/// listens there until a test serves something), with `alice` signed up and signed in.
+struct LoneAccountProvider {
+    ap: dar_server::demo::Deployment,
+    browser: Browser,
+    rp_port: u16,
+    alice: String,
+}
 
-    for path in ["/ap/recovery/setup", "/ap/recovery/lost"] {
-        let page = browser.get(&format!("{apo}{path}")).await.unwrap();
-        let page = browser
+impl LoneAccountProvider {
+    async fn start(name: &str) -> Self {
+        let dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR"))
+            .join("dar-server-negative")
+            .join(name);
+        let _ = std::fs::remove_dir_all(&dir);
+        let rp_port = free_port().unwrap();
+        let ap_port = free_port().unwrap();
+        let ap = start_deployment(&DeploymentSpec {
+            dir: dir.clone(),
+            ca_dir: dir.join("tls"),
+            role: Role::AccountProvider,
+            port: ap_port,
+            peer_port: rp_port,
+            status_addresses: vec!["192.0.2.0/24".to_owned()],
+            extra: String::new(),
+        })
+        .await
+        .unwrap();
+        let ca = std::fs::read(dir.join("tls").join("ca.pem")).unwrap();
+        let mut browser = Browser::new(&ca).unwrap();
+        browser.sign_up(&ap.origin, "alice").await.unwrap();
+        let alice = ap
+            .state
+            .store()
+            .unwrap()
+            .account_by_username("alice")
+            .await
+            .unwrap()
+            .unwrap()
+            .id
+            .to_string();
+        Self {
+            ap,
+            browser,
+            rp_port,
+            alice,
+        }
+    }
+
+    fn rp_origin(&self) -> String {
+        format!("https://{}:{}", Role::RecoveryProvider.host(), self.rp_port)
+    }
+
+    /// Submits `path`'s form (`/ap/recovery/setup` or `/ap/recovery/lost`) choosing the
+    /// recovery provider, which makes the account provider fetch its configuration.
+    async fn choose_recovery_provider(&mut self, path: &str) -> Page {
+        let url = format!("{}{path}", self.ap.origin);
+        let page = self.browser.get(&url).await.unwrap();
+        let rpo = self.rp_origin();
+        self.browser
             .post(
-                &format!("{apo}{path}"),
+                &url,
                 &[
                     ("csrf_token", &page.field("csrf_token").unwrap()),
                     ("recovery_provider", &rpo),
                 ],
             )
             .await
-            .unwrap();
-        assert_eq!(
-            page.status,
-            StatusCode::BAD_GATEWAY,
-            "{path}: {}",
-            page.body
-        );
-        assert_page_code(&page, "config_unavailable");
-        assert!(
-            page.body
-                .contains("the origin answered with a redirect (303)"),
-            "{}",
-            page.body
-        );
-        assert!(store.tokens_for_account(&alice).await.unwrap().is_empty());
-        assert!(store.audit_for_account(&alice).await.unwrap().is_empty());
+            .unwrap()
     }
+
+    /// Both forms are refused with the error `code` and `message`, and nothing is stored.
+    async fn assert_refused(&mut self, code: &str, message: &str) {
+        for path in ["/ap/recovery/setup", "/ap/recovery/lost"] {
+            let page = self.choose_recovery_provider(path).await;
+            assert_eq!(
+                page.status,
+                StatusCode::BAD_GATEWAY,
+                "{path}: {}",
+                page.body
+            );
+            assert_page_code(&page, code);
+            assert!(page.body.contains(message), "{path}: {}", page.body);
+            let store = self.ap.state.store().unwrap();
+            assert!(
+                store
+                    .tokens_for_account(&self.alice)
+                    .await
+                    .unwrap()
+                    .is_empty()
+            );
+            assert!(
+                store
+                    .audit_for_account(&self.alice)
+                    .await
+                    .unwrap()
+                    .is_empty()
+            );
+        }
+    }
+
+    async fn stop(self) {
+        self.ap.running.shutdown(Duration::ZERO).await.unwrap();
+    }
+}
+
+#[tokio::test]
+async fn configuration_servers_that_redirect_or_speak_plain_http_are_refused() {
+    let mut lone = LoneAccountProvider::start("discovery").await;
+    // The recovery provider's port was only reserved: serve the redirect there now.
+    let (followed, redirector) = redirecting_server(&lone.ap, lone.rp_port);
+    lone.assert_refused(
+        "config_unavailable",
+        "the origin answered with a redirect (303)",
+    )
+    .await;
     assert_eq!(
         followed.load(Ordering::SeqCst),
         0,
@@ -731,19 +811,96 @@ async fn configuration_servers_that_redirect_or_speak_plain_http_are_refused() {
 
     // The same discovery client, asked about a server that answers plain http.
     let (plain_port, plain) = plain_http_server().await;
-    let discovery = ap.state.discovery().unwrap();
+    let discovery = lone.ap.state.discovery().unwrap();
     let error = discovery
         .configuration(&origin(&format!("https://localhost:{plain_port}")))
         .await
         .unwrap_err();
     assert!(matches!(error, DiscoveryError::Tls), "{error:?}");
-    let error = discovery.configuration(&origin(&rpo)).await.unwrap_err();
+    let error = discovery
+        .configuration(&origin(&lone.rp_origin()))
+        .await
+        .unwrap_err();
     assert!(
         matches!(error, DiscoveryError::Redirected { status: 303 }),
         "{error:?}"
     );
 
-    redirector.abort();
+    redirector.stop().await;
     plain.abort();
-    ap.running.shutdown(Duration::ZERO).await.unwrap();
+    lone.stop().await;
+}
+
+/// Issue 7, "Faults": the other side's configuration server down, slow or answering garbage.
+/// Each request fails on its own timeout or check, with the reason on the page, well before the
+/// server's own request timeout (whose answer would be a 503, not this 502),
+/// and nothing is stored; no failure is cached, so the next request asks again.
+#[tokio::test]
+async fn configuration_servers_that_are_down_slow_or_garbled_fail_with_the_reason() {
+    let mut lone = LoneAccountProvider::start("discovery-faults").await;
+    let port = lone.rp_port;
+
+    // Down: nothing listens.
+    lone.assert_refused("config_unavailable", "could not connect to the origin")
+        .await;
+
+    // Garbage: a 200 whose JSON body is not JSON, then one that is not JSON at all.
+    let garbled = Router::new().route(
+        CONFIGURATION_PATH,
+        get(|| async {
+            (
+                [("content-type", "application/json")],
+                b"{\"issuer\": \x00\xff]]".to_vec(),
+            )
+        }),
+    );
+    let server = tls_server(&lone.ap, port, garbled);
+    lone.assert_refused(
+        "config_invalid",
+        "invalid configuration document: malformed input",
+    )
+    .await;
+    server.stop().await;
+    let html = Router::new().route(
+        CONFIGURATION_PATH,
+        get(|| async { axum::response::Html("<h1>Welcome</h1>") }),
+    );
+    let server = tls_server(&lone.ap, port, html);
+    lone.assert_refused("config_unavailable", "the response is not application/json")
+        .await;
+    server.stop().await;
+
+    // Slow: the headers never come (the handler outlives the discovery client's timeout).
+    let slow = Router::new().route(
+        CONFIGURATION_PATH,
+        get(|| async {
+            tokio::time::sleep(Duration::from_secs(600)).await;
+            "{}"
+        }),
+    );
+    let server = tls_server(&lone.ap, port, slow);
+    lone.assert_refused("config_unavailable", "the origin took too long to answer")
+        .await;
+    server.stop().await;
+
+    // Slower still: connections are accepted and the TLS handshake never starts.
+    let listener = tokio::net::TcpListener::bind(("127.0.0.1", port))
+        .await
+        .unwrap();
+    let silent = tokio::spawn(async move {
+        let mut held = Vec::new();
+        while let Ok((socket, _)) = listener.accept().await {
+            held.push(socket);
+        }
+    });
+    lone.assert_refused("config_unavailable", "the origin took too long to answer")
+        .await;
+    StandIn {
+        task: silent,
+        handle: None,
+    }
+    .stop()
+    .await;
+
+    lone.stop().await;
 }

@@ -23,8 +23,6 @@ use crate::signature::Signature;
 /// longest DER P-256 signature (72 bytes).
 pub const MAX_TOKEN_LEN: usize = 1 + 1 + 16 + 1 + 5 * (2 + u16::MAX as usize) + 72;
 
-const MAX_FIELD_LEN: usize = u16::MAX as usize;
-
 /// Standard alphabet; padding optional but, when present, complete; non-zero trailing bits
 /// refused so that one byte string has one accepted text. No whitespace, no URL-safe alphabet.
 const TOKEN_BASE64: GeneralPurpose = GeneralPurpose::new(
@@ -123,41 +121,97 @@ pub(super) fn decode(bytes: &[u8]) -> Result<TokenView<'_>, DecodeError> {
     })
 }
 
+/// The fields of `token_internals`, borrowed. `data` is not among them: the caller writes it
+/// into the token's buffer (a copy, the inner token, or sealed in place).
+pub(crate) struct Internals<'a> {
+    pub(crate) token_type: TokenType,
+    pub(crate) token_id: &'a TokenId,
+    pub(crate) options: Options,
+    pub(crate) issuer: &'a str,
+    pub(crate) audience: &'a str,
+    pub(crate) issued_time: &'a str,
+    pub(crate) binding: &'a [u8],
+}
+
 pub(super) fn encode_internals(token: &Token) -> Result<Vec<u8>, Misuse> {
-    let bits = token.options.bits();
-    if token.token_type == TokenType::Countersigned && token.options.status_requested() {
-        return Err(Misuse::InvalidOptions(bits));
+    let issued_time = token.issued_time.as_str();
+    let fields = Internals {
+        token_type: token.token_type,
+        token_id: &token.token_id,
+        options: token.options,
+        issuer: token.issuer.as_str(),
+        audience: token.audience.as_str(),
+        issued_time,
+        binding: &token.binding,
+    };
+    encode_internals_with(&fields, token.data.len(), |out| {
+        out.extend_from_slice(&token.data);
+        Ok(())
+    })
+}
+
+/// Encodes `token_internals` into one buffer sized for the whole signed token (the longest DER
+/// signature included), so signing appends without reallocating. `write_data` must append
+/// exactly `data_len` bytes.
+pub(crate) fn encode_internals_with<E: From<Misuse>>(
+    fields: &Internals<'_>,
+    data_len: usize,
+    write_data: impl FnOnce(&mut Vec<u8>) -> Result<(), E>,
+) -> Result<Vec<u8>, E> {
+    let bits = fields.options.bits();
+    if fields.token_type == TokenType::Countersigned && fields.options.status_requested() {
+        return Err(Misuse::InvalidOptions(bits).into());
     }
-    let fields: [(&'static str, &[u8]); 5] = [
-        ("issuer", token.issuer.as_str().as_bytes()),
-        ("audience", token.audience.as_str().as_bytes()),
-        ("issued_time", token.issued_time.as_str().as_bytes()),
-        ("data", &token.data),
-        ("binding", &token.binding),
+    let lengths: [(&'static str, usize); 5] = [
+        ("issuer", fields.issuer.len()),
+        ("audience", fields.audience.len()),
+        ("issued_time", fields.issued_time.len()),
+        ("data", data_len),
+        ("binding", fields.binding.len()),
     ];
     let mut len = 1 + 1 + 16 + 1;
-    for (field, value) in fields {
-        if value.len() > MAX_FIELD_LEN {
-            return Err(Misuse::FieldTooLong {
-                field,
-                len: value.len(),
-            });
-        }
-        len += 2 + value.len();
+    let mut prefixes = [[0u8; 2]; 5];
+    for ((field, value_len), prefix) in lengths.into_iter().zip(&mut prefixes) {
+        let n = u16::try_from(value_len).map_err(|_| Misuse::FieldTooLong {
+            field,
+            len: value_len,
+        })?;
+        *prefix = n.to_be_bytes();
+        len += 2 + value_len;
     }
+    let [
+        issuer_len,
+        audience_len,
+        issued_len,
+        data_prefix,
+        binding_len,
+    ] = prefixes;
     let mut out = Vec::with_capacity(len + 72);
     out.push(VERSION);
-    out.push(token.token_type.as_u8());
-    out.extend_from_slice(token.token_id.as_bytes());
+    out.push(fields.token_type.as_u8());
+    out.extend_from_slice(fields.token_id.as_bytes());
     out.push(bits);
-    for (field, value) in fields {
-        let n = u16::try_from(value.len()).map_err(|_| Misuse::FieldTooLong {
-            field,
-            len: value.len(),
-        })?;
-        out.extend_from_slice(&n.to_be_bytes());
+    for (prefix, value) in [
+        (issuer_len, fields.issuer.as_bytes()),
+        (audience_len, fields.audience.as_bytes()),
+        (issued_len, fields.issued_time.as_bytes()),
+    ] {
+        out.extend_from_slice(&prefix);
         out.extend_from_slice(value);
     }
+    out.extend_from_slice(&data_prefix);
+    let data_start = out.len();
+    write_data(&mut out)?;
+    let written = out.len() - data_start;
+    if written != data_len {
+        return Err(Misuse::FieldTooLong {
+            field: "data",
+            len: written,
+        }
+        .into());
+    }
+    out.extend_from_slice(&binding_len);
+    out.extend_from_slice(fields.binding);
     Ok(out)
 }
 

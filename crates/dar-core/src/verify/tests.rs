@@ -2,7 +2,7 @@ use time::Duration;
 
 use super::*;
 use crate::testutil::*;
-use crate::{MAX_TOKEN_LEN, Misuse};
+use crate::{IssuedTime, MAX_TOKEN_LEN, Misuse};
 
 struct Save {
     issuer: Origin,
