@@ -39,7 +39,7 @@ pub(crate) fn run(args: &RecoveriesArgs) -> Result<(), Failure> {
         .build()
         .map_err(|e| Failure::usage(format!("cannot start the async runtime: {e}")))?;
     runtime.block_on(async {
-        let store = Store::connect(config.database.expose())
+        let store = Store::open_existing(config.database.expose())
             .await
             .map_err(|e| {
                 eprintln!("dar: cannot open the database of {}: {e}", path.display());

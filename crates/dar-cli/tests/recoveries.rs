@@ -449,6 +449,19 @@ async fn refusals_and_usage_errors() {
         stderr(&out),
         format!("dar: {rp_config}: this deployment is not an account provider\n")
     );
+    // An account provider whose database file is not there (a wrong path): refused, and no
+    // empty database is left behind.
+    let elsewhere = dir.join("elsewhere");
+    std::fs::create_dir_all(&elsewhere).unwrap();
+    let (no_db_config, _) = write_config(&elsewhere, ACCOUNT_PROVIDER);
+    let out = dar(&["recoveries", "--config", &no_db_config, "list"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert_eq!(
+        stderr(&out),
+        format!("dar: cannot open the database of {no_db_config}: no database file at this path\n")
+    );
+    assert!(!elsewhere.join("dar.db").exists());
+
     let missing = dir.join("missing.toml");
     let out = dar(&["recoveries", "--config", missing.to_str().unwrap(), "list"]);
     assert_eq!(out.status.code(), Some(1));

@@ -55,6 +55,10 @@ pub enum StoreError {
     /// The URL is not a `sqlite:` or `postgres:` URL.
     #[error("unsupported database URL (use sqlite:... or postgres://...)")]
     UnsupportedUrl,
+    /// [`Store::open_existing`] found no SQLite database file at the URL's path (an
+    /// administrative command pointed at the wrong file must not create an empty one).
+    #[error("no database file at this path")]
+    NoDatabaseFile,
     /// Migrations failed to apply.
     #[error("database migration failed: {0}")]
     Migration(String),
@@ -105,11 +109,30 @@ impl Store {
     /// [`StoreError::UnsupportedUrl`], [`StoreError::Unavailable`] or
     /// [`StoreError::Migration`].
     pub async fn connect(url: &str) -> Result<Self, StoreError> {
+        Self::open(url, true).await
+    }
+
+    /// As [`Store::connect`], but a SQLite file must already exist: for administrative
+    /// commands (`dar recoveries`), where a mistyped path must be an error, not a new empty
+    /// database.
+    ///
+    /// # Errors
+    ///
+    /// [`StoreError::NoDatabaseFile`], and as [`Store::connect`].
+    pub async fn open_existing(url: &str) -> Result<Self, StoreError> {
+        Self::open(url, false).await
+    }
+
+    async fn open(url: &str, create: bool) -> Result<Self, StoreError> {
         if url.starts_with("sqlite:") {
             let memory = url.contains(":memory:") || url.contains("mode=memory");
-            let options = SqliteConnectOptions::from_str(url)
-                .map_err(|_| StoreError::UnsupportedUrl)?
-                .create_if_missing(true)
+            let options =
+                SqliteConnectOptions::from_str(url).map_err(|_| StoreError::UnsupportedUrl)?;
+            if !create && !memory && !options.get_filename().exists() {
+                return Err(StoreError::NoDatabaseFile);
+            }
+            let options = options
+                .create_if_missing(create)
                 .foreign_keys(true)
                 .busy_timeout(SQLITE_BUSY_TIMEOUT)
                 .journal_mode(if memory {

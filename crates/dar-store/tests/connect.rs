@@ -26,6 +26,24 @@ async fn opens_a_sqlite_file_twice_without_migrating_again() -> Result<(), Store
 }
 
 #[tokio::test]
+async fn open_existing_refuses_a_missing_sqlite_file_and_creates_none() -> Result<(), StoreError> {
+    let dir = std::env::temp_dir().join(format!("dar-store-existing-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).map_err(|_| StoreError::Unavailable)?;
+    let file = dir.join("absent.db");
+    let url = format!("sqlite://{}", file.display());
+    assert!(matches!(
+        Store::open_existing(&url).await,
+        Err(StoreError::NoDatabaseFile)
+    ));
+    assert!(!file.exists());
+    // Once `connect` made it, it opens.
+    Store::connect(&url).await?.close().await;
+    Store::open_existing(&url).await?.close().await;
+    let _ = std::fs::remove_dir_all(&dir);
+    Ok(())
+}
+
+#[tokio::test]
 async fn refuses_unknown_urls() {
     assert!(matches!(
         Store::connect("mysql://x").await,
