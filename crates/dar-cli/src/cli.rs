@@ -41,6 +41,17 @@ pub(crate) enum Command {
     /// evidence and history, approve or deny it (each decision is mailed to the account's
     /// verified addresses and audited with the staff member's name).
     Recoveries(RecoveriesArgs),
+    /// Print the OpenAPI description of the HTTP endpoints (JSON, generated from the code);
+    /// with `--config`, adapted to that deployment's paths and roles.
+    Openapi(OpenapiArgs),
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct OpenapiArgs {
+    /// A deployment's configuration file: describe its paths and roles (default: both roles
+    /// at the default paths, as docs/openapi.json).
+    #[arg(long)]
+    pub(crate) config: Option<PathBuf>,
 }
 
 #[derive(Debug, Args)]

@@ -22,7 +22,9 @@ use std::process::ExitCode;
 
 use clap::Parser as _;
 
-use crate::cli::{Cli, Command, CountersignedCommand, ServeArgs, TokenCommand, VectorsCommand};
+use crate::cli::{
+    Cli, Command, CountersignedCommand, OpenapiArgs, ServeArgs, TokenCommand, VectorsCommand,
+};
 use crate::output::Failure;
 
 fn main() -> ExitCode {
@@ -43,6 +45,7 @@ fn main() -> ExitCode {
         Command::Serve(args) => serve(&args),
         Command::Demo(args) => demo_cmd::run(&args),
         Command::Recoveries(args) => recoveries_cmd::run(&args),
+        Command::Openapi(args) => openapi(&args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -95,4 +98,22 @@ fn serve(args: &ServeArgs) -> Result<(), Failure> {
         eprintln!("dar: serve: {e}");
         Failure::Invalid
     })
+}
+
+/// `dar openapi [--config FILE]`: prints the OpenAPI description as JSON.
+fn openapi(args: &OpenapiArgs) -> Result<(), Failure> {
+    let doc = match &args.config {
+        Some(file) => {
+            let config = dar_server::config::Config::load(file).map_err(|e| {
+                eprintln!("dar: invalid configuration: {e}");
+                Failure::Invalid
+            })?;
+            dar_server::openapi_for(&config)
+        }
+        None => dar_server::openapi(),
+    };
+    let text = dar_server::openapi::to_json(&doc)
+        .map_err(|e| Failure::usage(format!("cannot print the description: {e}")))?;
+    print!("{text}");
+    Ok(())
 }

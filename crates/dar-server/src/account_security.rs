@@ -38,7 +38,7 @@ use std::net::{IpAddr, SocketAddr};
 
 use askama::Template;
 use axum::Router;
-use axum::extract::{ConnectInfo, DefaultBodyLimit, FromRequestParts, Query, RawQuery, State};
+use axum::extract::{ConnectInfo, DefaultBodyLimit, FromRequestParts, RawQuery, State};
 use axum::http::request::Parts;
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Redirect, Response};
@@ -49,14 +49,16 @@ use dar_account_provider::lockout::codes::{RecoveryCodes, generate_recovery_code
 use dar_store::{Account, AccountId, EvidenceKind, NewEvidence, RecoveryId, RecoveryState, Store};
 use serde::Deserialize;
 use time::{Duration, OffsetDateTime};
+use utoipa::ToSchema;
 
 use crate::auth::{
     SignedInUser, hash_hex, normalize_username, now, park, parked_id, peek_parked, render, store,
     take_parked,
 };
-use crate::error::AppError;
+use crate::error::{AppError, AppQuery};
 use crate::notify::{audit, to_all, verified_addresses};
-use crate::security::{ClientIpKey, CsrfForm, ensure_session};
+use crate::openapi::{FORM, HTML, TAG_ACCOUNTS};
+use crate::security::{ClientIpKey, CsrfForm, NoFields, ensure_session};
 use crate::state::AppState;
 
 /// How long a verification link works (seconds): a day, so that a user who reads mail once a
@@ -275,10 +277,39 @@ fn notice(key: Option<&str>) -> Option<&'static str> {
     })
 }
 
+#[utoipa::path(
+    get,
+    path = "/account/security",
+    tag = TAG_ACCOUNTS,
+    params(
+        (
+            "m" = Option<String>,
+            Query,
+            description = "Which notice to show after a change (a fixed set; anything else shows \
+                none).",
+        ),
+    ),
+    summary = "Security page",
+    responses(
+        (
+            status = 200,
+            description = "The security page: addresses, recovery codes, trusted contacts, \
+                history.",
+            content_type = HTML,
+            body = String,
+        ),
+        (
+            status = 303,
+            description = "Not signed in with both factors: to `/signin`.",
+            headers(("Location" = String)),
+        ),
+        (status = 400, description = "The query is malformed."),
+    ),
+)]
 async fn security_page(
     State(state): State<AppState>,
     user: SignedInUser,
-    Query(query): Query<NoticeQuery>,
+    AppQuery(query): AppQuery<NoticeQuery>,
 ) -> Result<Response, AppError> {
     let message = notice(query.m.as_deref());
     show_security(&state, &user, None, message, StatusCode::OK).await
@@ -350,11 +381,30 @@ async fn show_security(
 
 // ---- Addresses -----------------------------------------------------------------------------
 
-#[derive(Deserialize)]
+#[derive(Deserialize, ToSchema)]
 struct AddressForm {
     email: String,
 }
 
+#[utoipa::path(
+    post, path = "/account/email/add", tag = TAG_ACCOUNTS,
+    summary = "Add a notification address",
+    request_body(content = AddressForm, content_type = FORM),
+    responses(
+        (
+            status = 303,
+            description = "Added (a confirmation link was mailed): to the security page; or not \
+                signed in: to `/signin`.",
+            headers(("Location" = String)),
+        ),
+        (
+            status = 400,
+            description = "Not an address, or the account has the most addresses it may (the page \
+                again).",
+        ),
+        (status = 409, description = "The address is already on the account (the page again)."),
+    ),
+)]
 async fn add_email(
     State(state): State<AppState>,
     user: SignedInUser,
@@ -391,11 +441,25 @@ async fn add_email(
 pub(crate) const ADDRESS_INVALID: &str =
     "Enter an email address for security notices, like name@example.com.";
 
-#[derive(Deserialize)]
+#[derive(Deserialize, ToSchema)]
 struct ResendForm {
     email: i64,
 }
 
+#[utoipa::path(
+    post, path = "/account/email/resend", tag = TAG_ACCOUNTS,
+    summary = "Send a new confirmation link",
+    request_body(content = ResendForm, content_type = FORM),
+    responses(
+        (
+            status = 303,
+            description = "A new link was mailed: to the security page; or not signed in: to \
+                `/signin`.",
+            headers(("Location" = String)),
+        ),
+        (status = 404, description = "Not an unconfirmed address of the account (the page again)."),
+    ),
+)]
 async fn resend_verification(
     State(state): State<AppState>,
     user: SignedInUser,
@@ -468,6 +532,28 @@ fn verification_target(payload: &str, account: AccountId) -> Option<String> {
     (owner.parse::<i64>().ok()? == account.0).then(|| address.to_owned())
 }
 
+#[utoipa::path(
+    get, path = "/account/email/verify", tag = TAG_ACCOUNTS,
+    summary = "Confirm an address: the button",
+    params(("id" = String, Query, description = "The confirmation link's id.")),
+    responses(
+        (
+            status = 200,
+            description = "The confirmation button.",
+            content_type = HTML,
+            body = String,
+        ),
+        (
+            status = 303,
+            description = "Not signed in with both factors: to `/signin` (which comes back).",
+            headers(("Location" = String)),
+        ),
+        (
+            status = 404,
+            description = "No `id`, or the link is unknown, expired, used or another account's.",
+        ),
+    ),
+)]
 async fn verify_page(
     State(state): State<AppState>,
     user: SignedInUser,
@@ -489,11 +575,25 @@ async fn verify_page(
     render(StatusCode::OK, &page)
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, ToSchema)]
 struct VerifyForm {
     id: String,
 }
 
+#[utoipa::path(
+    post, path = "/account/email/verify", tag = TAG_ACCOUNTS,
+    summary = "Confirm an address",
+    request_body(content = VerifyForm, content_type = FORM),
+    responses(
+        (
+            status = 303,
+            description = "Confirmed: to the security page; or not signed in: to `/signin`.",
+            headers(("Location" = String)),
+        ),
+        (status = 404, description = "The link is unknown, expired, used or another account's."),
+        (status = 409, description = "The address is already confirmed."),
+    ),
+)]
 async fn verify(
     State(state): State<AppState>,
     user: SignedInUser,
@@ -545,11 +645,29 @@ struct CodesPage<'a> {
     codes: &'a RecoveryCodes,
 }
 
+#[utoipa::path(
+    post, path = "/account/recovery-codes", tag = TAG_ACCOUNTS,
+    summary = "Generate recovery codes",
+    request_body(content = NoFields, content_type = FORM),
+    responses(
+        (
+            status = 200,
+            description = "The new recovery codes, shown once (`Cache-Control: no-store`).",
+            content_type = HTML,
+            body = String,
+        ),
+        (
+            status = 303,
+            description = "Not signed in with both factors: to `/signin`.",
+            headers(("Location" = String)),
+        ),
+    ),
+)]
 async fn generate_codes(
     State(state): State<AppState>,
     user: SignedInUser,
     ClientAddress(source): ClientAddress,
-    CsrfForm { .. }: CsrfForm<serde::de::IgnoredAny>,
+    CsrfForm { .. }: CsrfForm<NoFields>,
 ) -> Result<Response, AppError> {
     let store = store(&state)?;
     let codes = generate_recovery_codes(&mut getrandom::SysRng)?;
@@ -598,11 +716,29 @@ async fn generate_codes(
 
 // ---- Trusted contacts ----------------------------------------------------------------------
 
-#[derive(Deserialize)]
+#[derive(Deserialize, ToSchema)]
 struct ContactForm {
     username: String,
 }
 
+#[utoipa::path(
+    post, path = "/account/contacts/add", tag = TAG_ACCOUNTS,
+    summary = "Add a trusted contact",
+    request_body(content = ContactForm, content_type = FORM),
+    responses(
+        (
+            status = 303,
+            description = "Added: to the security page; or not signed in: to `/signin`.",
+            headers(("Location" = String)),
+        ),
+        (
+            status = 400,
+            description = "Oneself, or the account has the most contacts it may (the page again).",
+        ),
+        (status = 404, description = "No account has that username (the page again)."),
+        (status = 409, description = "Already a trusted contact (the page again)."),
+    ),
+)]
 async fn add_contact(
     State(state): State<AppState>,
     user: SignedInUser,
@@ -677,11 +813,24 @@ async fn add_contact(
     Ok(Redirect::to("/account/security?m=contact-added").into_response())
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, ToSchema)]
 struct RemoveContactForm {
     contact: i64,
 }
 
+#[utoipa::path(
+    post, path = "/account/contacts/remove", tag = TAG_ACCOUNTS,
+    summary = "Remove a trusted contact",
+    request_body(content = RemoveContactForm, content_type = FORM),
+    responses(
+        (
+            status = 303,
+            description = "Removed: to the security page; or not signed in: to `/signin`.",
+            headers(("Location" = String)),
+        ),
+        (status = 404, description = "Not a trusted contact of the account (the page again)."),
+    ),
+)]
 async fn remove_contact(
     State(state): State<AppState>,
     user: SignedInUser,
@@ -749,10 +898,38 @@ struct ApprovalsPage<'a> {
     recoveries: Vec<RecoveryRow>,
 }
 
+#[utoipa::path(
+    get,
+    path = "/account/approvals",
+    tag = TAG_ACCOUNTS,
+    params(
+        (
+            "m" = Option<String>,
+            Query,
+            description = "Which notice to show after a change (a fixed set; anything else shows \
+                none).",
+        ),
+    ),
+    summary = "Recoveries to approve",
+    responses(
+        (
+            status = 200,
+            description = "The recoveries of accounts that named the user a trusted contact.",
+            content_type = HTML,
+            body = String,
+        ),
+        (
+            status = 303,
+            description = "Not signed in with both factors: to `/signin`.",
+            headers(("Location" = String)),
+        ),
+        (status = 400, description = "The query is malformed."),
+    ),
+)]
 async fn approvals_page(
     State(state): State<AppState>,
     user: SignedInUser,
-    Query(query): Query<NoticeQuery>,
+    AppQuery(query): AppQuery<NoticeQuery>,
 ) -> Result<Response, AppError> {
     let message = notice(query.m.as_deref());
     show_approvals(&state, &user, None, message, StatusCode::OK).await
@@ -832,11 +1009,39 @@ async fn approved_by(
         .any(|e| e.kind == EvidenceKind::TrustedContact && e.reference == reference))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, ToSchema)]
 struct ApproveForm {
     recovery: i64,
 }
 
+#[utoipa::path(
+    post, path = "/account/approvals/approve", tag = TAG_ACCOUNTS,
+    summary = "Approve a recovery as a trusted contact",
+    request_body(content = ApproveForm, content_type = FORM),
+    responses(
+        (
+            status = 200,
+            description = "Approved already (the page again, with a notice).",
+            content_type = HTML,
+            body = String,
+        ),
+        (
+            status = 303,
+            description = "Approval recorded: to the approvals page; or not signed in: to \
+                `/signin`.",
+            headers(("Location" = String)),
+        ),
+        (
+            status = 403,
+            description = "The trusted contact is still in its cooldown (the page again).",
+        ),
+        (
+            status = 404,
+            description = "No recovery of an account that named the user has that number.",
+        ),
+        (status = 409, description = "The recovery has ended."),
+    ),
+)]
 async fn approve(
     State(state): State<AppState>,
     user: SignedInUser,
@@ -1022,8 +1227,9 @@ pub(crate) async fn hold_new_factor(
     Ok(Some(held_page(effective_at)?))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, ToSchema)]
 struct CancelQuery {
+    /// The cancel link's token (32 hex digits).
     c: String,
 }
 
@@ -1053,10 +1259,27 @@ async fn held_factor(
         .filter(|f| f.state == dar_store::PendingFactorState::Pending))
 }
 
+#[utoipa::path(
+    get,
+    path = "/account/factor/cancel",
+    tag = TAG_ACCOUNTS,
+    params(("c" = String, Query, description = "The cancel link's token (32 hex digits).")),
+    summary = "Cancel a held authenticator: the button",
+    responses(
+        (
+            status = 200,
+            description = "The cancel button (mail scanners follow links: a GET changes nothing).",
+            content_type = HTML,
+            body = String,
+        ),
+        (status = 400, description = "The query lacks `c` or is malformed."),
+        (status = 404, description = "No held authenticator has that cancel link."),
+    ),
+)]
 async fn cancel_page(
     State(state): State<AppState>,
     jar: SignedCookieJar,
-    Query(query): Query<CancelQuery>,
+    AppQuery(query): AppQuery<CancelQuery>,
 ) -> Result<Response, AppError> {
     let Some(factor) = held_factor(store(&state)?, &query.c).await? else {
         return message(
@@ -1075,6 +1298,21 @@ async fn cancel_page(
     Ok((jar, render(StatusCode::OK, &page)?).into_response())
 }
 
+#[utoipa::path(
+    post, path = "/account/factor/cancel", tag = TAG_ACCOUNTS,
+    summary = "Cancel a held authenticator",
+    request_body(content = CancelQuery, content_type = FORM),
+    responses(
+        (
+            status = 200,
+            description = "The held authenticator was cancelled and every session of the account \
+                ended.",
+            content_type = HTML,
+            body = String,
+        ),
+        (status = 404, description = "No held authenticator has that cancel link."),
+    ),
+)]
 async fn cancel_factor(
     State(state): State<AppState>,
     ClientAddress(source): ClientAddress,

@@ -34,9 +34,11 @@ use dar_account_provider::IssueOptions;
 use dar_discovery::ConfigSource as _;
 use serde::Deserialize;
 use time::OffsetDateTime;
+use utoipa::ToSchema;
 
 use crate::auth::{SignedInUser, park, parked_id, render, take_parked};
 use crate::error::{AppError, AppForm};
+use crate::openapi::{FORM, HTML, TAG_AP};
 use crate::security::{CsrfForm, ensure_session};
 use crate::state::{AccountProviderService, AppState};
 
@@ -107,6 +109,23 @@ struct SaveResultPage<'a> {
     token_id: String,
 }
 
+#[utoipa::path(
+    get, path = "/ap/recovery/setup", tag = TAG_AP,
+    summary = "Choose a recovery provider",
+    responses(
+        (
+            status = 200,
+            description = "The choice of recovery provider.",
+            content_type = HTML,
+            body = String,
+        ),
+        (
+            status = 303,
+            description = "Not signed in with both factors: to `/signin`.",
+            headers(("Location" = String)),
+        ),
+    ),
+)]
 async fn setup_page(
     State(state): State<AppState>,
     user: SignedInUser,
@@ -125,11 +144,36 @@ async fn setup_page(
     render(StatusCode::OK, &page)
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, ToSchema)]
 struct SetupForm {
     recovery_provider: String,
 }
 
+#[utoipa::path(
+    post, path = "/ap/recovery/setup", tag = TAG_AP,
+    summary = "Issue a recovery token (§3.1)",
+    request_body(content = SetupForm, content_type = FORM),
+    responses(
+        (
+            status = 200,
+            description = "A token was issued: a page whose form POSTs it to the recovery \
+                provider's `save-token` (§3.1 step 8).",
+            content_type = HTML,
+            body = String,
+        ),
+        (
+            status = 303,
+            description = "Not signed in with both factors: to `/signin`.",
+            headers(("Location" = String)),
+        ),
+        (status = 403, description = "Not a recovery provider this account provider allows."),
+        (
+            status = 502,
+            description = "The recovery provider's configuration could not be fetched or is not a \
+                recovery provider's.",
+        ),
+    ),
+)]
 async fn setup(
     State(state): State<AppState>,
     user: SignedInUser,
@@ -181,6 +225,18 @@ struct LostPage<'a> {
     providers: Vec<String>,
 }
 
+#[utoipa::path(
+    get, path = "/ap/recovery/lost", tag = TAG_AP,
+    summary = "Lost second factor: choose a recovery provider",
+    responses(
+        (
+            status = 200,
+            description = "\"I lost my second factor\": the choice of recovery provider.",
+            content_type = HTML,
+            body = String,
+        ),
+    ),
+)]
 async fn lost_page(
     State(state): State<AppState>,
     jar: SignedCookieJar,
@@ -201,6 +257,25 @@ async fn lost_page(
 }
 
 /// To the chosen recovery provider's `recover-account`, with this provider as the `issuer`.
+#[utoipa::path(
+    post, path = "/ap/recovery/lost", tag = TAG_AP,
+    summary = "Lost second factor: go to the recovery provider (§3.4)",
+    request_body(content = SetupForm, content_type = FORM),
+    responses(
+        (
+            status = 303,
+            description = "To the recovery provider's `recover-account` with this provider as the \
+                `issuer` hint (§3.4 step 1).",
+            headers(("Location" = String)),
+        ),
+        (status = 403, description = "Not a recovery provider this account provider allows."),
+        (
+            status = 502,
+            description = "The recovery provider's configuration could not be fetched or is not a \
+                recovery provider's.",
+        ),
+    ),
+)]
 async fn lost(
     State(state): State<AppState>,
     CsrfForm { form, .. }: CsrfForm<SetupForm>,
@@ -231,13 +306,41 @@ async fn lost(
     Ok(Redirect::to(&to).into_response())
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, ToSchema)]
 struct SaveReturnForm {
+    // Optional here so that its absence gets the endpoint's own 400; required on the wire.
+    #[schema(value_type = String, required = true)]
     state: Option<String>,
+    #[schema(value_type = String, required = true)]
     status: Option<String>,
 }
 
 /// §3.2 by GET: the session cookie is there; handle it now.
+#[utoipa::path(
+    get, path = crate::config::DEFAULT_SAVE_TOKEN_RETURN, tag = TAG_AP,
+    summary = "save-token-return by GET (§3.2)",
+    params(
+        (
+            "state" = String,
+            Query,
+            description = "The `state` the account provider issued with the token.",
+        ),
+        ("status" = String, Query, description = "`save-success` or `save-failure`."),
+    ),
+    responses(
+        (status = 200, description = "The save's result.", content_type = HTML, body = String),
+        (
+            status = 303,
+            description = "Not signed in with both factors: to `/signin` (which comes back).",
+            headers(("Location" = String)),
+        ),
+        (
+            status = 400,
+            description = "`state` or `status` is missing, malformed, unknown, used, or another \
+                session's (§3.2).",
+        ),
+    ),
+)]
 async fn save_return_get(
     State(state): State<AppState>,
     user: SignedInUser,
@@ -253,6 +356,20 @@ async fn save_return_get(
 }
 
 /// §3.2 by cross-site POST: no cookie; park the fields and continue on a same-origin page.
+#[utoipa::path(
+    post, path = crate::config::DEFAULT_SAVE_TOKEN_RETURN, tag = TAG_AP,
+    summary = "save-token-return by cross-site POST (§3.2)",
+    request_body(content = SaveReturnForm, content_type = FORM),
+    responses(
+        (
+            status = 303,
+            description = "Parked (no cookie comes with a cross-site POST): to \
+                `/ap/save-return?id=...`.",
+            headers(("Location" = String)),
+        ),
+        (status = 400, description = "`state` or `status` is missing."),
+    ),
+)]
 async fn save_return_post(
     State(state): State<AppState>,
     AppForm(form): AppForm<SaveReturnForm>,
@@ -272,6 +389,21 @@ async fn save_return_post(
     Ok(Redirect::to(&format!("/ap/save-return?id={id}")).into_response())
 }
 
+#[utoipa::path(
+    get, path = "/ap/save-return", tag = TAG_AP,
+    summary = "Finish a parked save-token-return (§3.2)",
+    params(("id" = String, Query, description = "The parked `save-token-return`'s id.")),
+    responses(
+        (status = 200, description = "The save's result.", content_type = HTML, body = String),
+        (
+            status = 303,
+            description = "Not signed in with both factors: to `/signin` (which comes back).",
+            headers(("Location" = String)),
+        ),
+        (status = 400, description = "The parked `state` or `status` is refused (§3.2)."),
+        (status = 404, description = "No `id`, or unknown, expired or used."),
+    ),
+)]
 async fn parked_save_return(
     State(state): State<AppState>,
     user: SignedInUser,
@@ -320,13 +452,26 @@ async fn finish_save_return(
     render(StatusCode::OK, &page)
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, ToSchema)]
 struct RecoverReturnForm {
     #[serde(rename = "countersigned-token")]
+    // Optional here so that its absence gets the endpoint's own 400; required on the wire.
+    #[schema(value_type = String, required = true)]
     countersigned_token: Option<String>,
 }
 
 /// §3.5 refuses GET: the countersigned token must not travel in a URL.
+#[utoipa::path(
+    get, path = crate::config::DEFAULT_RECOVER_ACCOUNT_RETURN, tag = TAG_AP,
+    summary = "recover-account-return refuses GET (§3.5)",
+    responses(
+        (
+            status = 405,
+            description = "POST only: the countersigned token must not travel in a URL (§3.5).",
+            headers(("Allow" = String, description = "`POST`")),
+        ),
+    ),
+)]
 async fn recover_return_get() -> Response {
     let error = AppError::WrongMethod {
         message: "recover-account-return accepts POST only: the countersigned token must not \
@@ -335,6 +480,26 @@ async fn recover_return_get() -> Response {
     ([(axum::http::header::ALLOW, "POST")], error).into_response()
 }
 
+#[utoipa::path(
+    post, path = crate::config::DEFAULT_RECOVER_ACCOUNT_RETURN, tag = TAG_AP,
+    summary = "recover-account-return (§3.5)",
+    request_body(content = RecoverReturnForm, content_type = FORM),
+    responses(
+        (
+            status = 303,
+            description = "Accepted: the evidence is parked and the browser sent to \
+                `/recovery/continue?id=...`.",
+            headers(("Location" = String)),
+        ),
+        (status = 400, description = "No `countersigned-token`, or it does not verify (§3.5)."),
+        (
+            status = 403,
+            description = "The recovery provider is not one this account provider allows.",
+        ),
+        (status = 429, description = "Too many recoveries (the role's own limit)."),
+        (status = 502, description = "The recovery provider's configuration could not be fetched."),
+    ),
+)]
 async fn recover_return(
     State(state): State<AppState>,
     AppForm(form): AppForm<RecoverReturnForm>,

@@ -35,7 +35,7 @@
 
 use askama::Template;
 use axum::Router;
-use axum::extract::{DefaultBodyLimit, FromRequestParts, Query, State};
+use axum::extract::{DefaultBodyLimit, FromRequestParts, State};
 use axum::http::StatusCode;
 use axum::http::request::Parts;
 use axum::response::{Html, IntoResponse, Redirect, Response};
@@ -44,11 +44,13 @@ use axum_extra::extract::cookie::{Key, SignedCookieJar};
 use dar_store::{Account, AccountId, Factor, SessionRecord, Store};
 use serde::Deserialize;
 use sha2::{Digest as _, Sha256};
+use utoipa::ToSchema;
 use zeroize::Zeroizing;
 
 use crate::account_security::{self, ClientAddress};
-use crate::error::AppError;
-use crate::security::{CsrfForm, Session, end_session, ensure_session};
+use crate::error::{AppError, AppQuery};
+use crate::openapi::{FORM, HTML, TAG_ACCOUNTS};
+use crate::security::{CsrfForm, NoFields, Session, end_session, ensure_session};
 use crate::state::AppState;
 
 /// The shortest password accepted at sign-up (characters).
@@ -537,30 +539,47 @@ struct NextQuery {
     next: Option<String>,
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, ToSchema)]
 struct SignUpForm {
     username: String,
     password: String,
     email: String,
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, ToSchema)]
 struct SignInForm {
     username: String,
     password: String,
     next: Option<String>,
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, ToSchema)]
 struct CodeForm {
     code: String,
     next: Option<String>,
 }
 
+#[utoipa::path(
+    get, path = "/", tag = TAG_ACCOUNTS,
+    summary = "Home page",
+    responses((status = 200, description = "The home page.", content_type = HTML, body = String)),
+)]
 async fn home() -> Result<Response, AppError> {
     render(StatusCode::OK, &HomePage { error: None })
 }
 
+#[utoipa::path(
+    get, path = "/signup", tag = TAG_ACCOUNTS,
+    summary = "Sign-up form",
+    responses(
+        (
+            status = 200,
+            description = "The sign-up form (starts a session cookie for its CSRF token).",
+            content_type = HTML,
+            body = String,
+        ),
+    ),
+)]
 async fn sign_up_page(jar: SignedCookieJar) -> Result<Response, AppError> {
     let (jar, session) = ensure_session(jar)?;
     let page = SignUpPage {
@@ -570,6 +589,23 @@ async fn sign_up_page(jar: SignedCookieJar) -> Result<Response, AppError> {
     Ok((jar, render(StatusCode::OK, &page)?).into_response())
 }
 
+#[utoipa::path(
+    post, path = "/signup", tag = TAG_ACCOUNTS,
+    summary = "Sign up",
+    request_body(content = SignUpForm, content_type = FORM),
+    responses(
+        (
+            status = 303,
+            description = "Account created and signed in with the password: to `/account/totp`.",
+            headers(("Location" = String)),
+        ),
+        (
+            status = 400,
+            description = "The username, password or address is not acceptable (the form again).",
+        ),
+        (status = 409, description = "The username cannot be used (the form again)."),
+    ),
+)]
 async fn sign_up(
     State(state): State<AppState>,
     jar: SignedCookieJar,
@@ -618,9 +654,26 @@ async fn sign_up(
     Ok((jar, Redirect::to("/account/totp")).into_response())
 }
 
+#[utoipa::path(
+    get,
+    path = "/signin",
+    tag = TAG_ACCOUNTS,
+    params(
+        (
+            "next" = Option<String>,
+            Query,
+            description = "Where to go after signing in (a path on this site).",
+        ),
+    ),
+    summary = "Sign-in form",
+    responses(
+        (status = 200, description = "The sign-in form.", content_type = HTML, body = String),
+        (status = 400, description = "The query is malformed."),
+    ),
+)]
 async fn sign_in_page(
     jar: SignedCookieJar,
-    Query(query): Query<NextQuery>,
+    AppQuery(query): AppQuery<NextQuery>,
 ) -> Result<Response, AppError> {
     let (jar, session) = ensure_session(jar)?;
     let page = SignInPage {
@@ -631,6 +684,22 @@ async fn sign_in_page(
     Ok((jar, render(StatusCode::OK, &page)?).into_response())
 }
 
+#[utoipa::path(
+    post, path = "/signin", tag = TAG_ACCOUNTS,
+    summary = "Sign in: the password step",
+    request_body(content = SignInForm, content_type = FORM),
+    responses(
+        (
+            status = 303,
+            description = "Password accepted: to the code step (or to enrolment).",
+            headers(("Location" = String)),
+        ),
+        (
+            status = 401,
+            description = "Incorrect username or password (the form again; never says which).",
+        ),
+    ),
+)]
 async fn sign_in(
     State(state): State<AppState>,
     jar: SignedCookieJar,
@@ -657,9 +726,32 @@ async fn sign_in(
     Ok((jar, Redirect::to(&to)).into_response())
 }
 
+#[utoipa::path(
+    get,
+    path = "/signin/totp",
+    tag = TAG_ACCOUNTS,
+    params(
+        (
+            "next" = Option<String>,
+            Query,
+            description = "Where to go after signing in (a path on this site).",
+        ),
+    ),
+    summary = "Sign-in: the code form",
+    responses(
+        (status = 200, description = "The code form.", content_type = HTML, body = String),
+        (
+            status = 303,
+            description = "No password step in this session: to `/signin`; no authenticator yet: \
+                to enrolment; already signed in: to `next`.",
+            headers(("Location" = String)),
+        ),
+        (status = 400, description = "The query is malformed."),
+    ),
+)]
 async fn totp_page(
     user: PendingUser,
-    Query(query): Query<NextQuery>,
+    AppQuery(query): AppQuery<NextQuery>,
 ) -> Result<Response, AppError> {
     let next = safe_next(query.next.as_deref());
     if !user.account.totp_confirmed {
@@ -676,6 +768,20 @@ async fn totp_page(
     render(StatusCode::OK, &page)
 }
 
+#[utoipa::path(
+    post, path = "/signin/totp", tag = TAG_ACCOUNTS,
+    summary = "Sign in: the code step",
+    request_body(content = CodeForm, content_type = FORM),
+    responses(
+        (
+            status = 303,
+            description = "Code accepted: to `next`; or no password step: to `/signin`.",
+            headers(("Location" = String)),
+        ),
+        (status = 401, description = "The code is not correct (the form again)."),
+        (status = 429, description = "Too many incorrect codes: this authenticator is stopped."),
+    ),
+)]
 async fn totp_submit(
     State(state): State<AppState>,
     user: PendingUser,
@@ -721,10 +827,37 @@ async fn totp_submit(
     Ok(Redirect::to(&next).into_response())
 }
 
+#[utoipa::path(
+    get,
+    path = "/account/totp",
+    tag = TAG_ACCOUNTS,
+    params(
+        (
+            "next" = Option<String>,
+            Query,
+            description = "Where to go after signing in (a path on this site).",
+        ),
+    ),
+    summary = "Authenticator enrolment page",
+    responses(
+        (
+            status = 200,
+            description = "The enrolment page, or the notice that a new authenticator is held.",
+            content_type = HTML,
+            body = String,
+        ),
+        (
+            status = 303,
+            description = "No password step: to `/signin`; enrolled already: to the code step.",
+            headers(("Location" = String)),
+        ),
+        (status = 400, description = "The query is malformed."),
+    ),
+)]
 async fn enrol_page(
     State(state): State<AppState>,
     user: PendingUser,
-    Query(query): Query<NextQuery>,
+    AppQuery(query): AppQuery<NextQuery>,
 ) -> Result<Response, AppError> {
     let next = safe_next(query.next.as_deref());
     let account = &user.account;
@@ -756,6 +889,25 @@ async fn enrol_page(
     render(StatusCode::OK, &page)
 }
 
+#[utoipa::path(
+    post, path = "/account/totp", tag = TAG_ACCOUNTS,
+    summary = "Enrol an authenticator",
+    request_body(content = CodeForm, content_type = FORM),
+    responses(
+        (
+            status = 200,
+            description = "The new authenticator is held for the policy's pause.",
+            content_type = HTML,
+            body = String,
+        ),
+        (
+            status = 303,
+            description = "Enrolled: to `next`; or no password step: to `/signin`.",
+            headers(("Location" = String)),
+        ),
+        (status = 401, description = "The code is not correct (the enrolment page again)."),
+    ),
+)]
 async fn enrol_submit(
     State(state): State<AppState>,
     user: PendingUser,
@@ -805,6 +957,18 @@ async fn enrol_submit(
     Ok(Redirect::to(&next).into_response())
 }
 
+#[utoipa::path(
+    get, path = "/account", tag = TAG_ACCOUNTS,
+    summary = "Account page",
+    responses(
+        (status = 200, description = "The account page.", content_type = HTML, body = String),
+        (
+            status = 303,
+            description = "Not signed in with both factors: to `/signin`.",
+            headers(("Location" = String)),
+        ),
+    ),
+)]
 async fn account_page(user: SignedInUser) -> Result<Response, AppError> {
     let page = AccountPage {
         error: None,
@@ -814,10 +978,16 @@ async fn account_page(user: SignedInUser) -> Result<Response, AppError> {
     render(StatusCode::OK, &page)
 }
 
+#[utoipa::path(
+    post, path = "/signout", tag = TAG_ACCOUNTS,
+    summary = "Sign out",
+    request_body(content = NoFields, content_type = FORM),
+    responses((status = 303, description = "Signed out: to `/`.", headers(("Location" = String)))),
+)]
 async fn sign_out(
     State(state): State<AppState>,
     jar: SignedCookieJar,
-    CsrfForm { session, .. }: CsrfForm<serde::de::IgnoredAny>,
+    CsrfForm { session, .. }: CsrfForm<NoFields>,
 ) -> Result<Response, AppError> {
     store(&state)?
         .revoke_session(&session_hash(&session))
@@ -825,11 +995,24 @@ async fn sign_out(
     Ok((end_session(jar), Redirect::to("/")).into_response())
 }
 
+#[utoipa::path(
+    post, path = "/signout/everywhere", tag = TAG_ACCOUNTS,
+    summary = "Sign out every session",
+    request_body(content = NoFields, content_type = FORM),
+    responses(
+        (
+            status = 303,
+            description = "Every session of the account ended: to `/signin`; not signed in: to \
+                `/signin` too.",
+            headers(("Location" = String)),
+        ),
+    ),
+)]
 async fn sign_out_everywhere(
     State(state): State<AppState>,
     jar: SignedCookieJar,
     user: SignedInUser,
-    CsrfForm { .. }: CsrfForm<serde::de::IgnoredAny>,
+    CsrfForm { .. }: CsrfForm<NoFields>,
 ) -> Result<Response, AppError> {
     store(&state)?.revoke_all_sessions(user.account).await?;
     Ok((end_session(jar), Redirect::to("/signin")).into_response())

@@ -487,10 +487,10 @@ struct RawLog {
 }
 
 /// Default endpoint paths.
-const DEFAULT_SAVE_TOKEN_RETURN: &str = "/dar/save-token-return";
-const DEFAULT_RECOVER_ACCOUNT_RETURN: &str = "/dar/recover-account-return";
-const DEFAULT_SAVE_TOKEN: &str = "/dar/save-token";
-const DEFAULT_RECOVER_ACCOUNT: &str = "/dar/recover-account";
+pub(crate) const DEFAULT_SAVE_TOKEN_RETURN: &str = "/dar/save-token-return";
+pub(crate) const DEFAULT_RECOVER_ACCOUNT_RETURN: &str = "/dar/recover-account-return";
+pub(crate) const DEFAULT_SAVE_TOKEN: &str = "/dar/save-token";
+pub(crate) const DEFAULT_RECOVER_ACCOUNT: &str = "/dar/recover-account";
 /// Default `token-max-size`: real tokens are a few hundred bytes.
 const DEFAULT_TOKEN_MAX_SIZE: usize = 8 * 1024;
 const DEFAULT_OUTBOX_INTERVAL_SECS: u64 = 10;

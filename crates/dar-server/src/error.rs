@@ -34,12 +34,12 @@ use std::fmt;
 use askama::Template;
 use axum::body::Body;
 use axum::extract::rejection::{BytesRejection, FormRejection, JsonRejection};
-use axum::extract::{FromRequest, Request};
+use axum::extract::{FromRequest, FromRequestParts, Request};
+use axum::http::request::Parts;
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use serde::de::DeserializeOwned;
-use serde_json::json;
 
 /// Why a state-changing browser request was refused before reaching its handler (§6.5).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -349,7 +349,11 @@ impl IntoResponse for AppError {
             step: self.step(),
             message: self.message(),
         };
-        let body = json!({ "code": report.code, "step": report.step, "message": report.message });
+        let body = ErrorBody {
+            code: report.code,
+            step: report.step,
+            message: report.message.clone(),
+        };
         let mut response = (report.status, axum::Json(body)).into_response();
         if let Self::RateLimited { retry_after_secs } = self {
             response
@@ -359,6 +363,19 @@ impl IntoResponse for AppError {
         response.extensions_mut().insert(report);
         response
     }
+}
+
+/// The JSON body of every error response.
+#[derive(Debug, serde::Serialize, utoipa::ToSchema)]
+#[non_exhaustive]
+pub struct ErrorBody {
+    /// The stable machine-readable code ([`AppError::code`]), e.g. `bad_request`.
+    pub code: &'static str,
+    /// The failed step: a draft section, or `request`, `server`, `configuration`
+    /// ([`AppError::step`]).
+    pub step: &'static str,
+    /// The human-readable message ([`AppError::message`]); never holds input or secrets.
+    pub message: String,
 }
 
 /// What an error response says, attached to it as a response extension so that
@@ -534,6 +551,28 @@ where
             Ok(axum::Form(value)) => Ok(Self(value)),
             Err(rejection) => Err(form_rejection(&rejection)),
         }
+    }
+}
+
+/// `axum::extract::Query`, but a query that does not parse (a required field missing, a
+/// field repeated) becomes an [`AppError`] (400, JSON or a page) instead of axum's plain-text
+/// rejection, which quotes the input.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct AppQuery<T>(pub T);
+
+impl<S, T> FromRequestParts<S> for AppQuery<T>
+where
+    S: Send + Sync,
+    T: DeserializeOwned,
+{
+    type Rejection = AppError;
+
+    async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, Self::Rejection> {
+        serde_urlencoded::from_str(parts.uri.query().unwrap_or(""))
+            .map(Self)
+            .map_err(|_| AppError::BadRequest {
+                message: "the query is malformed or lacks a required field",
+            })
     }
 }
 

@@ -32,6 +32,8 @@
 //!   which [`serve`] runs next to the listeners.
 //! - [`staff`]: staff review of lockout recoveries (list, show, approve, deny) on the
 //!   database, for `dar recoveries`; every decision notified and audited with who made it.
+//! - [`mod@openapi`]: the OpenAPI description of every endpoint, generated from the handlers'
+//!   annotations ([`openapi()`], [`openapi_for`]; `dar openapi`, `docs/openapi.json`).
 //! - [`demo`]: both roles side by side on loopback and a scripted browser, for `dar demo` and
 //!   the end-to-end tests.
 //!
@@ -69,6 +71,7 @@ pub mod error;
 pub mod lockout;
 pub mod mail;
 mod notify;
+pub mod openapi;
 pub mod outbox;
 pub mod rp;
 pub mod security;
@@ -88,6 +91,7 @@ use axum::middleware::{from_fn, from_fn_with_state};
 use tower_http::limit::RequestBodyLimitLayer;
 use tower_http::timeout::TimeoutLayer;
 
+pub use crate::openapi::{openapi, openapi_for};
 pub use crate::server::{
     Running, SHUTDOWN_GRACE, ServerError, http_app, init_tracing, serve, start,
 };

@@ -50,13 +50,15 @@ use dar_store::{
 use hmac::{KeyInit as _, Mac as _};
 use serde::{Deserialize, Serialize};
 use sha2::Sha256;
+use utoipa::ToSchema;
 use zeroize::Zeroizing;
 
 use crate::account_security::ClientAddress;
 use crate::auth::{now, park, parked_id, render, store, take_parked};
 use crate::error::AppError;
 use crate::notify::{audit, to_all, verified_addresses};
-use crate::security::CsrfForm;
+use crate::openapi::{FORM, HTML, TAG_LOCKOUT};
+use crate::security::{CsrfForm, NoFields};
 use crate::state::AppState;
 
 pub mod worker;
@@ -348,6 +350,27 @@ pub(crate) async fn park_delegated(
     Ok(Redirect::to(&format!("/recovery/continue?id={id}")).into_response())
 }
 
+#[utoipa::path(
+    get, path = "/recovery/continue", tag = TAG_LOCKOUT,
+    summary = "Add a countersigned token to the recovery",
+    params(
+        (
+            "id" = String,
+            Query,
+            description = "The parked evidence's id, from `recover-account-return`.",
+        ),
+    ),
+    responses(
+        (
+            status = 303,
+            description = "The evidence joined this browser's recovery: to `/recovery`.",
+            headers(("Location" = String)),
+        ),
+        (status = 400, description = "The token is for an account this site does not have."),
+        (status = 404, description = "No `id`, or unknown, expired or used."),
+        (status = 409, description = "This browser's recovery no longer takes evidence."),
+    ),
+)]
 async fn continue_delegated(
     State(state): State<AppState>,
     ClientAddress(source): ClientAddress,
@@ -386,12 +409,26 @@ async fn continue_delegated(
 
 // ---- Starting with the password --------------------------------------------------------------
 
-#[derive(Deserialize)]
+#[derive(Deserialize, ToSchema)]
 struct StartForm {
     username: String,
     password: String,
 }
 
+#[utoipa::path(
+    post, path = "/recovery/start", tag = TAG_LOCKOUT,
+    summary = "Start a recovery with the password",
+    request_body(content = StartForm, content_type = FORM),
+    responses(
+        (
+            status = 303,
+            description = "A recovery started with the password as evidence: to `/recovery`.",
+            headers(("Location" = String)),
+        ),
+        (status = 401, description = "Incorrect username or password (never says which)."),
+        (status = 409, description = "This browser's recovery no longer takes evidence."),
+    ),
+)]
 async fn start(
     State(state): State<AppState>,
     ClientAddress(source): ClientAddress,
@@ -570,6 +607,19 @@ async fn show(
     Ok((jar, render(status, &page)?).into_response())
 }
 
+#[utoipa::path(
+    get, path = "/recovery", tag = TAG_LOCKOUT,
+    summary = "This browser's lockout recovery",
+    responses(
+        (
+            status = 200,
+            description = "This browser's recovery (evidence, the policy's decision, forms), or \
+                that there is none.",
+            content_type = HTML,
+            body = String,
+        ),
+    ),
+)]
 async fn recovery_page(
     State(state): State<AppState>,
     jar: SignedCookieJar,
@@ -602,11 +652,27 @@ async fn collecting(state: &AppState, jar: &SignedCookieJar) -> Result<LockoutRe
 
 // ---- Adding evidence -------------------------------------------------------------------------
 
-#[derive(Deserialize)]
+#[derive(Deserialize, ToSchema)]
 struct SecretForm {
     value: String,
 }
 
+#[utoipa::path(
+    post, path = "/recovery/password", tag = TAG_LOCKOUT,
+    summary = "Add the password",
+    request_body(content = SecretForm, content_type = FORM),
+    responses(
+        (
+            status = 200,
+            description = "Accepted (the recovery page again).",
+            content_type = HTML,
+            body = String,
+        ),
+        (status = 401, description = "Incorrect password (the recovery page again)."),
+        (status = 404, description = "This browser has no recovery."),
+        (status = 409, description = "This recovery no longer takes evidence."),
+    ),
+)]
 async fn add_password(
     State(state): State<AppState>,
     ClientAddress(source): ClientAddress,
@@ -648,6 +714,25 @@ async fn add_password(
     .await
 }
 
+#[utoipa::path(
+    post, path = "/recovery/code", tag = TAG_LOCKOUT,
+    summary = "Add a recovery code",
+    request_body(content = SecretForm, content_type = FORM),
+    responses(
+        (
+            status = 200,
+            description = "Accepted (the recovery page again).",
+            content_type = HTML,
+            body = String,
+        ),
+        (
+            status = 401,
+            description = "Not a recovery code of the account, or used (the recovery page again).",
+        ),
+        (status = 404, description = "This browser has no recovery."),
+        (status = 409, description = "This recovery no longer takes evidence."),
+    ),
+)]
 async fn add_recovery_code(
     State(state): State<AppState>,
     ClientAddress(source): ClientAddress,
@@ -722,11 +807,31 @@ async fn add_recovery_code(
     .await
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, ToSchema)]
 struct SendForm {
     email: i64,
 }
 
+#[utoipa::path(
+    post, path = "/recovery/email/send", tag = TAG_LOCKOUT,
+    summary = "Mail a code to a verified address",
+    request_body(content = SendForm, content_type = FORM),
+    responses(
+        (
+            status = 200,
+            description = "A code was mailed (the recovery page again).",
+            content_type = HTML,
+            body = String,
+        ),
+        (status = 400, description = "Not a verified address of the account."),
+        (status = 404, description = "This browser has no recovery."),
+        (
+            status = 409,
+            description = "This recovery no longer takes evidence, or a code is already out.",
+        ),
+        (status = 429, description = "Too many codes for this account or address this hour."),
+    ),
+)]
 async fn send_email_code(
     State(state): State<AppState>,
     ClientAddress(source): ClientAddress,
@@ -800,6 +905,25 @@ async fn send_email_code(
     show(&state, jar, &recovery, StatusCode::OK, None, Some(&notice)).await
 }
 
+#[utoipa::path(
+    post, path = "/recovery/email/check", tag = TAG_LOCKOUT,
+    summary = "Add a mailed code",
+    request_body(content = SecretForm, content_type = FORM),
+    responses(
+        (
+            status = 200,
+            description = "Accepted (the recovery page again).",
+            content_type = HTML,
+            body = String,
+        ),
+        (
+            status = 401,
+            description = "Not the code, expired, or out of attempts (the recovery page again).",
+        ),
+        (status = 404, description = "This browser has no recovery."),
+        (status = 409, description = "This recovery no longer takes evidence."),
+    ),
+)]
 async fn check_email_code(
     State(state): State<AppState>,
     ClientAddress(source): ClientAddress,
@@ -858,11 +982,31 @@ async fn check_email_code(
 
 // ---- The decision ------------------------------------------------------------------------
 
+#[utoipa::path(
+    post, path = "/recovery/finish", tag = TAG_LOCKOUT,
+    summary = "Ask for the policy's decision",
+    request_body(content = NoFields, content_type = FORM),
+    responses(
+        (
+            status = 200,
+            description = "The policy's decision was applied (unlock, timed unlock, review or \
+                refusal).",
+            content_type = HTML,
+            body = String,
+        ),
+        (status = 404, description = "This browser has no recovery."),
+        (
+            status = 409,
+            description = "This recovery no longer takes evidence, or changed meanwhile.",
+        ),
+        (status = 422, description = "Not enough evidence yet (the recovery page again)."),
+    ),
+)]
 async fn finish(
     State(state): State<AppState>,
     ClientAddress(source): ClientAddress,
     jar: SignedCookieJar,
-    CsrfForm { .. }: CsrfForm<Empty>,
+    CsrfForm { .. }: CsrfForm<NoFields>,
 ) -> Result<Response, AppError> {
     let recovery = collecting(&state, &jar).await?;
     let store = store(&state)?;
@@ -1043,9 +1187,6 @@ fn unlocked_detail(recovery: &LockoutRecovery, rule: &str) -> String {
     format!("recovery {} rule {rule}", recovery.id.0)
 }
 
-#[derive(Deserialize)]
-struct Empty {}
-
 // ---- Cancel links --------------------------------------------------------------------------
 
 #[derive(Template)]
@@ -1065,6 +1206,22 @@ fn cancel_secret_from(text: &str) -> Option<&str> {
     (text.len() == 64 && text.bytes().all(|b| b.is_ascii_hexdigit())).then_some(text)
 }
 
+#[utoipa::path(
+    get,
+    path = "/recovery/cancel",
+    tag = TAG_LOCKOUT,
+    params(("c" = String, Query, description = "The cancel link's secret (64 hex digits).")),
+    summary = "Cancel a recovery: the button",
+    responses(
+        (
+            status = 200,
+            description = "The cancel button (mail scanners follow links: a GET changes nothing).",
+            content_type = HTML,
+            body = String,
+        ),
+        (status = 404, description = "No `c`, or not a cancel link (64 hex digits)."),
+    ),
+)]
 async fn cancel_page(
     jar: SignedCookieJar,
     RawQuery(query): RawQuery,
@@ -1081,11 +1238,29 @@ async fn cancel_page(
     Ok((jar, render(StatusCode::OK, &page)?).into_response())
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, ToSchema)]
 struct CancelForm {
     c: String,
 }
 
+#[utoipa::path(
+    post, path = "/recovery/cancel", tag = TAG_LOCKOUT,
+    summary = "Cancel a recovery",
+    request_body(content = CancelForm, content_type = FORM),
+    responses(
+        (
+            status = 200,
+            description = "The recovery was cancelled.",
+            content_type = HTML,
+            body = String,
+        ),
+        (status = 404, description = "Not a cancel link (64 hex digits)."),
+        (
+            status = 410,
+            description = "Nothing to cancel: unknown, used, or the recovery has ended.",
+        ),
+    ),
+)]
 async fn cancel(
     State(state): State<AppState>,
     ClientAddress(source): ClientAddress,

@@ -40,9 +40,11 @@ use dar_recovery_provider::{
 };
 use serde::Deserialize;
 use time::OffsetDateTime;
+use utoipa::ToSchema;
 
 use crate::auth::{SignedInUser, park, parked_id, peek_parked, render, take_parked};
 use crate::error::{AppError, AppForm};
+use crate::openapi::{FORM, HTML, TAG_RP};
 use crate::security::CsrfForm;
 use crate::state::{AppState, RecoveryProviderService};
 
@@ -176,8 +178,10 @@ struct SendCountersignedPage<'a> {
 }
 
 /// The §3.1 save-token parameters, as posted.
-#[derive(Deserialize, Default)]
+#[derive(Deserialize, Default, ToSchema)]
 struct SaveTokenFields {
+    // Optional here so that its absence gets the endpoint's own 400; required on the wire.
+    #[schema(value_type = String, required = true)]
     token: Option<String>,
     login_hint: Option<String>,
     login_hint_sha256: Option<String>,
@@ -220,6 +224,21 @@ impl SaveTokenFields {
 }
 
 /// §3.1: the cross-site POST. Park it; continue on a same-origin page.
+#[utoipa::path(
+    post, path = crate::config::DEFAULT_SAVE_TOKEN, tag = TAG_RP,
+    summary = "save-token (§3.1)",
+    request_body(content = SaveTokenFields, content_type = FORM),
+    responses(
+        (
+            status = 303,
+            description = "Parked (no cookie comes with a cross-site POST): to `/rp/save?id=...`, \
+                which asks the signed-in user (§3.1).",
+            headers(("Location" = String)),
+        ),
+        (status = 400, description = "The form lacks `token`."),
+        (status = 413, description = "The body is over twice `token-max-size` plus 4 KiB."),
+    ),
+)]
 async fn save_token(
     State(state): State<AppState>,
     AppForm(fields): AppForm<SaveTokenFields>,
@@ -238,6 +257,17 @@ async fn save_token(
 }
 
 /// §3.1: "SHOULD reject GET" (a token must not travel in a URL).
+#[utoipa::path(
+    get, path = crate::config::DEFAULT_SAVE_TOKEN, tag = TAG_RP,
+    summary = "save-token refuses GET (§3.1)",
+    responses(
+        (
+            status = 405,
+            description = "POST only: a token must not travel in a URL (§3.1).",
+            headers(("Allow" = String, description = "`POST`")),
+        ),
+    ),
+)]
 async fn save_token_get() -> Response {
     let error = AppError::WrongMethod {
         message: "save-token accepts POST only: a token must not travel in a URL (§3.1)",
@@ -289,6 +319,29 @@ async fn preview(
 }
 
 /// The interstitial, always (see the module docs).
+#[utoipa::path(
+    get, path = "/rp/save", tag = TAG_RP,
+    summary = "Confirm a save: the interstitial (§3.1)",
+    params(("id" = String, Query, description = "The parked `save-token`'s id.")),
+    responses(
+        (
+            status = 200,
+            description = "The confirmation interstitial (always shown before a save).",
+            content_type = HTML,
+            body = String,
+        ),
+        (
+            status = 303,
+            description = "Not signed in with both factors: to `/signin` (which comes back); or \
+                the save was refused or declined: to the account provider's `save-token-return`.",
+            headers(("Location" = String)),
+        ),
+        (status = 400, description = "The parked token is refused (§3.1)."),
+        (status = 404, description = "No `id`, or unknown, expired or used."),
+        (status = 413, description = "The token is over `token-max-size`."),
+        (status = 502, description = "The account provider's configuration could not be fetched."),
+    ),
+)]
 async fn confirm_page(
     State(state): State<AppState>,
     user: SignedInUser,
@@ -337,11 +390,28 @@ async fn confirm_page(
     }
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, ToSchema)]
 struct ConfirmForm {
     action: String,
 }
 
+#[utoipa::path(
+    post, path = "/rp/save", tag = TAG_RP,
+    summary = "Save or decline (§3.1)",
+    params(("id" = String, Query, description = "The parked `save-token`'s id.")),
+    request_body(content = ConfirmForm, content_type = FORM),
+    responses(
+        (
+            status = 303,
+            description = "Saved or declined: to the account provider's `save-token-return` \
+                (§3.2); or not signed in: to `/signin`.",
+            headers(("Location" = String)),
+        ),
+        (status = 400, description = "The parked token is refused (§3.1)."),
+        (status = 404, description = "No `id`, or unknown, expired or used."),
+        (status = 502, description = "The account provider's configuration could not be fetched."),
+    ),
+)]
 async fn confirm(
     State(state): State<AppState>,
     user: SignedInUser,
@@ -373,6 +443,23 @@ async fn confirm(
     after_save(outcome)
 }
 
+#[utoipa::path(
+    get, path = "/rp/tokens", tag = TAG_RP,
+    summary = "Saved tokens",
+    responses(
+        (
+            status = 200,
+            description = "The user's saved tokens.",
+            content_type = HTML,
+            body = String,
+        ),
+        (
+            status = 303,
+            description = "Not signed in with both factors: to `/signin`.",
+            headers(("Location" = String)),
+        ),
+    ),
+)]
 async fn tokens_page(
     State(state): State<AppState>,
     user: SignedInUser,
@@ -387,12 +474,26 @@ async fn tokens_page(
     render(StatusCode::OK, &page)
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, ToSchema)]
 struct TokenForm {
     issuer: String,
     token_id: String,
 }
 
+#[utoipa::path(
+    post, path = "/rp/tokens/delete", tag = TAG_RP,
+    summary = "Delete a saved token",
+    request_body(content = TokenForm, content_type = FORM),
+    responses(
+        (
+            status = 303,
+            description = "Deleted: to `/rp/tokens`; or not signed in: to `/signin`.",
+            headers(("Location" = String)),
+        ),
+        (status = 400, description = "`issuer` is not an origin, or `token_id` not 32 hex digits."),
+        (status = 404, description = "The user has no such token."),
+    ),
+)]
 async fn delete_token(
     State(state): State<AppState>,
     user: SignedInUser,
@@ -411,13 +512,25 @@ async fn delete_token(
     Ok(Redirect::to("/rp/tokens").into_response())
 }
 
-#[derive(Deserialize, Default)]
+#[derive(Deserialize, Default, ToSchema)]
 struct RecoverHints {
     issuer: Option<String>,
     id: Option<String>,
 }
 
 /// §3.4 by cross-site POST: no cookie; continue with a GET carrying the same hints.
+#[utoipa::path(
+    post, path = crate::config::DEFAULT_RECOVER_ACCOUNT, tag = TAG_RP,
+    summary = "recover-account by cross-site POST (§3.4)",
+    request_body(content = RecoverHints, content_type = FORM),
+    responses(
+        (
+            status = 303,
+            description = "A cross-site POST carries no cookie: to the GET with the same hints.",
+            headers(("Location" = String)),
+        ),
+    ),
+)]
 async fn recover_post(
     State(state): State<AppState>,
     AppForm(hints): AppForm<RecoverHints>,
@@ -443,6 +556,36 @@ async fn recover_post(
 }
 
 /// §3.4 step 2: the user's tokens matching the hints, one button each.
+#[utoipa::path(
+    get, path = crate::config::DEFAULT_RECOVER_ACCOUNT, tag = TAG_RP,
+    summary = "recover-account: matching tokens (§3.4)",
+    params(
+        (
+            "issuer" = Option<String>,
+            Query,
+            description = "The account provider's origin (a hint, §3.4).",
+        ),
+        ("id" = Option<String>, Query, description = "The token id (a hint, 32 hex digits)."),
+    ),
+    responses(
+        (
+            status = 200,
+            description = "The user's tokens matching the hints, one button each.",
+            content_type = HTML,
+            body = String,
+        ),
+        (
+            status = 303,
+            description = "Not signed in with both factors: to `/signin` (which comes back).",
+            headers(("Location" = String)),
+        ),
+        (
+            status = 400,
+            description = "The query is malformed, `issuer` is not an origin, or `id` not 32 hex \
+                digits.",
+        ),
+    ),
+)]
 async fn recover_page(
     State(state): State<AppState>,
     user: SignedInUser,
@@ -478,6 +621,32 @@ async fn recover_page(
 }
 
 /// §3.4 steps 2–5: countersign the chosen token; the user carries it to the account provider.
+#[utoipa::path(
+    post, path = "/rp/recover", tag = TAG_RP,
+    summary = "Countersign a token (§3.4)",
+    request_body(content = TokenForm, content_type = FORM),
+    responses(
+        (
+            status = 200,
+            description = "Countersigned: a page whose form POSTs `countersigned-token` to the \
+                account provider's `recover-account-return` (§3.4).",
+            content_type = HTML,
+            body = String,
+        ),
+        (
+            status = 303,
+            description = "Not signed in with both factors: to `/signin`.",
+            headers(("Location" = String)),
+        ),
+        (
+            status = 400,
+            description = "`issuer` is not an origin, `token_id` not 32 hex digits, or several \
+                tokens match.",
+        ),
+        (status = 404, description = "The user has no such token."),
+        (status = 502, description = "The account provider's configuration could not be fetched."),
+    ),
+)]
 async fn recover(
     State(state): State<AppState>,
     user: SignedInUser,

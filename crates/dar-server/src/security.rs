@@ -388,6 +388,11 @@ pub fn end_session(jar: SignedCookieJar) -> SignedCookieJar {
     jar.remove(Cookie::build(SESSION_COOKIE).path("/"))
 }
 
+/// A form with no fields besides `csrf_token` (sign-out, finishing a recovery): any other
+/// field is ignored.
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
+pub struct NoFields {}
+
 #[derive(Deserialize)]
 struct CsrfField {
     csrf_token: Option<String>,

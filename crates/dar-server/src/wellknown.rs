@@ -20,8 +20,10 @@ use dar_core::{CONFIGURATION_PATH, TOKEN_STATUS_PATH};
 use serde::Deserialize;
 use time::OffsetDateTime;
 use tower_http::limit::RequestBodyLimitLayer;
+use utoipa::ToSchema;
 
 use crate::error::AppError;
+use crate::openapi::{FORM, TAG_WELL_KNOWN};
 use crate::state::AppState;
 
 /// How long peers may cache the configuration document. §2: cacheable, but short enough that
@@ -39,15 +41,27 @@ pub(crate) fn routes() -> Router<AppState> {
         .route(
             TOKEN_STATUS_PATH,
             // §3.6: the endpoint must support both GET and POST.
-            get(token_status)
-                .post(token_status)
+            get(token_status_get)
+                .post(token_status_post)
                 .layer::<_, Infallible>(DefaultBodyLimit::max(TOKEN_STATUS_BODY_LIMIT))
                 .layer::<_, Infallible>(RequestBodyLimitLayer::new(TOKEN_STATUS_BODY_LIMIT)),
         )
 }
 
-/// `GET /.well-known/delegated-account-recovery/configuration`: the deployment's document,
-/// one JSON object even when it plays both roles (§2).
+/// The configuration document (§2).
+///
+/// The deployment's document, one JSON object even when it plays both roles.
+#[utoipa::path(
+    get,
+    summary = "The configuration document (§2)",
+    path = CONFIGURATION_PATH,
+    tag = TAG_WELL_KNOWN,
+    responses(
+        (status = 200, description = "The configuration document.",
+            content_type = "application/json", body = Object,
+            headers(("Cache-Control" = String, description = "`public, max-age=300`"))),
+    ),
+)]
 async fn configuration(State(state): State<AppState>) -> Response {
     (
         [
@@ -63,6 +77,67 @@ async fn configuration(State(state): State<AppState>) -> Response {
         state.document_json(),
     )
         .into_response()
+}
+
+/// The token status endpoint by GET (§3.6), fields in the query.
+#[utoipa::path(
+    get,
+    summary = "Report a token event, by GET (§3.6)",
+    path = TOKEN_STATUS_PATH,
+    tag = TAG_WELL_KNOWN,
+    params(
+        ("id" = String, Query, description = "The recovery token's id (32 hex digits)."),
+        ("status" = String, Query, description = "The lifecycle event, e.g. `save-success`."),
+        ("countersigned_id" = Option<String>, Query,
+            description = "The countersigned token's id, for a recovery."),
+    ),
+    responses(
+        (status = 200, description = "Recorded, or an id this provider never issued (§3.6.1)."),
+        (status = 400, description = "`id` or `status` is missing or malformed."),
+        (
+            status = 403,
+            description = "The caller's address is not one the recovery provider may call from \
+                (§3.6.2).",
+        ),
+        (status = 404, description = "This deployment is not an account provider."),
+        (status = 413, description = "The body is over 1 KiB."),
+    ),
+)]
+async fn token_status_get(
+    state: State<AppState>,
+    peer: ConnectInfo<SocketAddr>,
+    query: RawQuery,
+    body: Bytes,
+) -> Result<StatusCode, AppError> {
+    token_status(state, peer, query, body).await
+}
+
+/// The token status endpoint by POST (§3.6), fields in the form body.
+#[utoipa::path(
+    post,
+    summary = "Report a token event, by POST (§3.6)",
+    path = TOKEN_STATUS_PATH,
+    tag = TAG_WELL_KNOWN,
+    request_body(content = StatusFields, content_type = FORM),
+    responses(
+        (status = 200, description = "Recorded, or an id this provider never issued (§3.6.1)."),
+        (status = 400, description = "`id` or `status` is missing or malformed."),
+        (
+            status = 403,
+            description = "The caller's address is not one the recovery provider may call from \
+                (§3.6.2).",
+        ),
+        (status = 404, description = "This deployment is not an account provider."),
+        (status = 413, description = "The body is over 1 KiB."),
+    ),
+)]
+async fn token_status_post(
+    state: State<AppState>,
+    peer: ConnectInfo<SocketAddr>,
+    query: RawQuery,
+    body: Bytes,
+) -> Result<StatusCode, AppError> {
+    token_status(state, peer, query, body).await
 }
 
 /// `GET|POST /.well-known/delegated-account-recovery/token-status` (§3.6): the recovery
@@ -106,9 +181,13 @@ async fn token_status(
     Ok(StatusCode::OK)
 }
 
-#[derive(Deserialize)]
-struct StatusFields {
+/// The §3.6 fields.
+#[derive(Deserialize, ToSchema)]
+pub(crate) struct StatusFields {
+    // Optional here so that its absence gets the endpoint's own 400; required on the wire.
+    #[schema(value_type = String, required = true)]
     id: Option<String>,
+    #[schema(value_type = String, required = true)]
     status: Option<String>,
     countersigned_id: Option<String>,
 }

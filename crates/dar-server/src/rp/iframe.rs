@@ -78,10 +78,12 @@ use dar_core::Origin;
 use dar_recovery_provider::{SaveForm, SaveOptions, SaveOutcome};
 use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
+use utoipa::ToSchema;
 
 use super::{parse_origin, preview, save_token_body_limit, service, user_id};
 use crate::auth::{SignedInUser, render};
-use crate::error::AppError;
+use crate::error::{AppError, ErrorBody};
+use crate::openapi::{FORM, HTML, TAG_RP};
 use crate::security::{CsrfForm, allow_framing};
 use crate::state::AppState;
 
@@ -150,6 +152,19 @@ impl Visitor {
     }
 }
 
+#[utoipa::path(
+    get, path = crate::openapi::DOCUMENTED_IFRAME_PATH, tag = TAG_RP,
+    summary = "The async API page (§3.3)",
+    responses(
+        (
+            status = 200,
+            description = "The framable async API page (§3.3), for the allowed account providers \
+                only (`frame-ancestors`).",
+            content_type = HTML,
+            body = String,
+        ),
+    ),
+)]
 async fn api_page(
     State(state): State<AppState>,
     user: Result<SignedInUser, Response>,
@@ -181,6 +196,18 @@ async fn api_page(
     render(StatusCode::OK, &page)
 }
 
+#[utoipa::path(
+    get, path = API_SCRIPT_PATH, tag = TAG_RP,
+    summary = "The async API page's script",
+    responses(
+        (
+            status = 200,
+            description = "The page's script.",
+            content_type = "text/javascript; charset=utf-8",
+            body = String,
+        ),
+    ),
+)]
 async fn script() -> Response {
     (
         [(header::CONTENT_TYPE, "text/javascript; charset=utf-8")],
@@ -190,7 +217,7 @@ async fn script() -> Response {
 }
 
 /// What the script posts: the §3.3.1.1 message properties and the message's origin.
-#[derive(Deserialize)]
+#[derive(Deserialize, ToSchema)]
 struct ApiSaveFields {
     origin: String,
     token: String,
@@ -201,7 +228,7 @@ struct ApiSaveFields {
 }
 
 /// The JSON answer of `POST /rp/iframe/save`.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, ToSchema)]
 pub struct ApiAnswer {
     /// `save-token-success` or `save-token-failure` (§3.3.1.4).
     pub result: &'static str,
@@ -225,6 +252,27 @@ impl ApiAnswer {
 }
 
 /// Saves a token posted by the page's script, if the conditions in the module docs hold.
+#[utoipa::path(
+    post, path = API_SAVE_PATH, tag = TAG_RP,
+    summary = "Save a token from the async API (§3.3)",
+    request_body(content = ApiSaveFields, content_type = FORM),
+    responses(
+        (
+            status = 200,
+            description = "Saved, already saved, refused or interaction required.",
+            body = ApiAnswer,
+        ),
+        (status = 401, description = "Not signed in (`sign-in-required`).", body = ApiAnswer),
+        (
+            status = 403,
+            description = "`origin-not-allowed`, `issuer-mismatch`, or a CSRF or cross-site \
+                refusal.",
+            content((ApiAnswer = "application/json"), (ErrorBody = "application/json")),
+        ),
+        (status = 400, description = "`origin` is not an origin, or the token is refused."),
+        (status = 502, description = "The account provider's configuration could not be fetched."),
+    ),
+)]
 async fn api_save(
     State(state): State<AppState>,
     user: Result<SignedInUser, Response>,
