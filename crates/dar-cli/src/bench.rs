@@ -356,6 +356,43 @@ impl Report {
     }
 }
 
+/// The single-thread rates of the build's default backend (the one `dar serve` uses) that
+/// bound the account provider's recover-account-return, for `dar load`.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct CryptoLimit {
+    /// The backend's name.
+    pub(crate) backend: &'static str,
+    /// `rp_validate` per second: one signature verification and the save checks, so about
+    /// the verification rate.
+    pub(crate) verify: f64,
+    /// `ap_validate` per second: the whole crypto of one recover-account-return (two
+    /// verifications and opening the sealed payload).
+    pub(crate) ap_validate: f64,
+}
+
+impl CryptoLimit {
+    /// recover-account-return requests per second one core can verify: the verification rate
+    /// over the two verifications each request needs.
+    pub(crate) fn per_core(&self) -> f64 {
+        self.verify / 2.0
+    }
+}
+
+/// Measures [`CryptoLimit`] on this thread, `budget` per operation.
+pub(crate) fn crypto_limit(budget: Duration) -> Result<CryptoLimit, Failure> {
+    let backend = dar_core::default_backend();
+    let f = Fixture::new(backend)?;
+    let recovery = f.issue(0).map_err(setup_error)?;
+    let countersigned = f.countersign(&recovery).map_err(setup_error)?;
+    let verify = measure(budget, |_| f.rp_validate(black_box(&recovery)))?;
+    let ap_validate = measure(budget, |_| f.ap_validate(black_box(&countersigned)))?;
+    Ok(CryptoLimit {
+        backend: backend.name(),
+        verify,
+        ap_validate,
+    })
+}
+
 pub(crate) fn run(args: &BenchArgs) -> Result<(), Failure> {
     if !args.seconds.is_finite() || args.seconds < 1.0 || args.seconds > 600.0 {
         return Err(Failure::usage("--seconds must be between 1 and 600"));

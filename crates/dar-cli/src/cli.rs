@@ -44,6 +44,11 @@ pub(crate) enum Command {
     /// Print the OpenAPI description of the HTTP endpoints (JSON, generated from the code);
     /// with `--config`, adapted to that deployment's paths and roles.
     Openapi(OpenapiArgs),
+    /// Put both roles under load on this machine (loopback only): `dar serve` child processes
+    /// on SQLite or PostgreSQL, driven through save-token and recover-account-return, a
+    /// thousand open connections and slow clients; prints throughput, latency percentiles,
+    /// the servers' peak memory and the crypto-limit ratio (see docs/load.md).
+    Load(LoadArgs),
 }
 
 #[derive(Debug, Args)]
@@ -402,4 +407,55 @@ fn recovery_state(text: &str) -> Result<dar_store::RecoveryState, String> {
             .collect();
         format!("expected one of {}", all.join(", "))
     })
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct LoadArgs {
+    /// A scenario to run; repeat for several, in order (default: all four).
+    #[arg(long = "scenario", value_enum, value_name = "SCENARIO")]
+    pub(crate) scenarios: Vec<LoadScenario>,
+    /// `sqlite` (a file per deployment) or a `postgres://` URL on loopback (each deployment
+    /// gets a fresh schema, `load_ap` and `load_rp`, dropped first if they exist).
+    #[arg(long, value_name = "sqlite|URL", default_value = "sqlite")]
+    pub(crate) database: String,
+    /// Operations in flight at once in save-token and recover-account-return (each worker
+    /// keeps one connection), and fresh-connection requests in flight in slow-clients
+    /// (1 to 1024).
+    #[arg(long, value_name = "N", default_value_t = 16)]
+    pub(crate) concurrency: u64,
+    /// At most this many operations per request scenario (1 to 100000); each needs a token
+    /// minted before the timed run.
+    #[arg(long, value_name = "N", default_value_t = 2000)]
+    pub(crate) requests: u64,
+    /// At most this many seconds per request scenario (1 to 600).
+    #[arg(long, value_name = "SECS", default_value_t = 60)]
+    pub(crate) duration: u64,
+    /// Connections held open at once in `connections` (1 to 10000).
+    #[arg(long, value_name = "N", default_value_t = 1000)]
+    pub(crate) connections: u64,
+    /// Slow connections in `slow-clients` (1 to 10000): half never start TLS, half send
+    /// their headers a byte a second.
+    #[arg(long, value_name = "N", default_value_t = 2000)]
+    pub(crate) slow_clients: u64,
+    /// The working directory (keys, configurations, SQLite files, server logs); created when
+    /// missing, and must be empty. Default: a new temporary directory.
+    #[arg(long)]
+    pub(crate) dir: Option<PathBuf>,
+    /// The `dar` binary to run the servers with (default: this one).
+    #[arg(long, value_name = "PATH")]
+    pub(crate) server_binary: Option<PathBuf>,
+}
+
+/// What `dar load` does.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub(crate) enum LoadScenario {
+    /// The account provider's recover-account-return with freshly countersigned tokens.
+    RecoverAccountReturn,
+    /// The recovery provider's save-token: the cross-site POST, the confirmation page and
+    /// the confirmed save, by signed-in users.
+    SaveToken,
+    /// Hold many TLS connections to the account provider open at once.
+    Connections,
+    /// Slow and silent connections while fresh clients keep asking.
+    SlowClients,
 }

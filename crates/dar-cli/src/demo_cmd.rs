@@ -24,7 +24,7 @@ const USER: &str = "alice";
 
 /// Runs `dar demo` (exit 0 only when every step succeeded).
 pub(crate) fn run(args: &DemoArgs) -> Result<(), Failure> {
-    let dir = prepare_dir(args.dir.as_deref()).map_err(Failure::usage)?;
+    let dir = prepare_dir(args.dir.as_deref(), "dar-demo", "dar demo").map_err(Failure::usage)?;
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -36,14 +36,19 @@ pub(crate) fn run(args: &DemoArgs) -> Result<(), Failure> {
     }
 }
 
-/// Creates `dir` (or a new temporary directory) and checks it is empty.
-fn prepare_dir(dir: Option<&Path>) -> Result<PathBuf, String> {
+/// Creates `dir` (or a new temporary directory named `<prefix>-<random>`) and checks it is
+/// empty; `command` names the command in the error.
+pub(crate) fn prepare_dir(
+    dir: Option<&Path>,
+    prefix: &str,
+    command: &str,
+) -> Result<PathBuf, String> {
     let dir = match dir {
         Some(dir) => dir.to_owned(),
         None => {
             let mut suffix = [0u8; 6];
             getrandom::fill(&mut suffix).map_err(|e| format!("no randomness: {e}"))?;
-            std::env::temp_dir().join(format!("dar-demo-{}", hex::encode(suffix)))
+            std::env::temp_dir().join(format!("{prefix}-{}", hex::encode(suffix)))
         }
     };
     std::fs::create_dir_all(&dir).map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
@@ -51,7 +56,7 @@ fn prepare_dir(dir: Option<&Path>) -> Result<PathBuf, String> {
         std::fs::read_dir(&dir).map_err(|e| format!("cannot read {}: {e}", dir.display()))?;
     if entries.next().is_some() {
         return Err(format!(
-            "{} is not empty: give `dar demo` a new or empty directory",
+            "{} is not empty: give `{command}` a new or empty directory",
             dir.display()
         ));
     }

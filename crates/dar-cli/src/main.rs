@@ -1,5 +1,5 @@
-//! `dar`: keys, tokens, test vectors, benchmarks, the server, the demo and staff review of
-//! lockout recoveries for Delegated Account Recovery.
+//! `dar`: keys, tokens, test vectors, benchmarks, the server, the demo, staff review of
+//! lockout recoveries and load runs for Delegated Account Recovery.
 //!
 //! The command line is a contract that scripts and conformance checks rely on (see the
 //! repository README): exit status 0 means valid, 1 invalid (with the error's stable code), 2 a
@@ -13,6 +13,7 @@ mod bench;
 mod cli;
 mod demo_cmd;
 mod input;
+mod load;
 mod output;
 mod recoveries_cmd;
 mod token_cmd;
@@ -46,6 +47,7 @@ fn main() -> ExitCode {
         Command::Demo(args) => demo_cmd::run(&args),
         Command::Recoveries(args) => recoveries_cmd::run(&args),
         Command::Openapi(args) => openapi(&args),
+        Command::Load(args) => load::run(&args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

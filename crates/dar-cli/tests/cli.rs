@@ -497,3 +497,44 @@ fn bench_measures_one_backend_in_a_table() {
     let out = dar(&["bench", "--backend", "openssl"]);
     assert_eq!(out.status.code(), Some(2));
 }
+
+#[test]
+fn load_refuses_non_loopback_targets_and_bad_options_before_starting_anything() {
+    for (args, message) in [
+        (
+            &[
+                "load",
+                "--database",
+                "postgres://postgres@db.example.com:5432/test",
+            ][..],
+            "dar: refusing non-loopback target `db.example.com`: dar load only connects to \
+             localhost and loopback addresses\n",
+        ),
+        (
+            &[
+                "load",
+                "--database",
+                "postgres://127.0.0.1/test?hostaddr=192.0.2.7",
+            ][..],
+            "dar: refusing non-loopback target `192.0.2.7`: dar load only connects to \
+             localhost and loopback addresses\n",
+        ),
+        (
+            &["load", "--database", "mysql://127.0.0.1/test"][..],
+            "dar: --database must be `sqlite` or a postgres:// URL\n",
+        ),
+        (
+            &["load", "--concurrency", "0"][..],
+            "dar: --concurrency must be between 1 and 1024\n",
+        ),
+        (
+            &["load", "--connections", "10001"][..],
+            "dar: --connections must be between 1 and 10000\n",
+        ),
+    ] {
+        let out = dar(args);
+        assert_eq!(out.status.code(), Some(2), "{args:?}");
+        assert_eq!(stderr(&out), message, "{args:?}");
+        assert!(out.stdout.is_empty(), "{args:?}");
+    }
+}

@@ -242,6 +242,11 @@ pub struct Limits {
     pub body_limit_bytes: usize,
     /// `request_timeout_secs`: how long one request may take (default 15 s).
     pub request_timeout: Duration,
+    /// `client_timeout_secs`: how long a connection may wait on its client (default 10 s): to
+    /// finish the TLS handshake, to send its first request, to send a request's headers, and
+    /// (HTTP/1.1) between requests on a kept-alive connection. Slow or silent clients are
+    /// closed after it, so they cannot hold connections open.
+    pub client_timeout: Duration,
     /// `requests_per_second`: the sustained per-client rate (default 20).
     pub requests_per_second: u32,
     /// `burst`: how many requests a client may send at once (default 60).
@@ -256,6 +261,7 @@ impl Default for Limits {
         Self {
             body_limit_bytes: 64 * 1024,
             request_timeout: Duration::from_secs(15),
+            client_timeout: Duration::from_secs(10),
             requests_per_second: 20,
             burst: 60,
             trusted_proxies: Vec::new(),
@@ -467,6 +473,7 @@ struct RawOutbox {
 struct RawLimits {
     body_limit_bytes: Option<u64>,
     request_timeout_secs: Option<u64>,
+    client_timeout_secs: Option<u64>,
     requests_per_second: Option<u32>,
     burst: Option<u32>,
     #[serde(default)]
@@ -1176,6 +1183,13 @@ impl Checker<'_> {
                 );
             }
         };
+        let client_timeout = match raw.client_timeout_secs {
+            None => defaults.client_timeout,
+            Some(n @ 1..=300) => Duration::from_secs(n),
+            Some(_) => {
+                return Err(self.invalid("limits.client_timeout_secs", "must be between 1 and 300"));
+            }
+        };
         let requests_per_second = match raw.requests_per_second {
             None => defaults.requests_per_second,
             Some(n @ 1..=1_000_000) => n,
@@ -1206,6 +1220,7 @@ impl Checker<'_> {
         Ok(Limits {
             body_limit_bytes,
             request_timeout,
+            client_timeout,
             requests_per_second,
             burst,
             trusted_proxies,

@@ -4,7 +4,8 @@
 //! browser without JavaScript.
 //!
 //! - [`start_deployment`] writes one deployment's keys and `dar.toml` into a directory and
-//!   starts it ([`Deployment`]).
+//!   starts it ([`Deployment`]); [`write_deployment`] only writes them, for a `dar serve`
+//!   child process (`dar load`).
 //! - [`Demo::set_up`] starts both roles side by side, trusting each other, with the outbox
 //!   worker of the recovery provider writing user notifications as `.eml` files into
 //!   `DIR/mail/` and calling the account provider's token-status back over the local CA.
@@ -234,6 +235,56 @@ pub async fn start_deployment_on(
     spec: &DeploymentSpec,
     database: Option<&str>,
 ) -> Result<Deployment, DemoError> {
+    let written = write_deployment(spec, database)?;
+    let role = spec.role;
+    let fail = |message: String| DemoError::Start {
+        role: role.name(),
+        message,
+    };
+    let config = written.config;
+    let store = dar_store::Store::connect(config.database.expose())
+        .await
+        .map_err(|e| fail(format!("cannot open the database: {e}")))?;
+    let state = AppState::load_with_store(&config, Some(store)).map_err(|e| fail(e.to_string()))?;
+    let app = crate::app_with(state.clone(), crate::pages(&state));
+    let running = crate::start(&config, &state, app)
+        .await
+        .map_err(|e| fail(e.to_string()))?;
+    Ok(Deployment {
+        running,
+        origin: written.origin,
+        state,
+        config,
+        dir: written.dir,
+    })
+}
+
+/// One deployment's files, written by [`write_deployment`] and not started.
+#[derive(Debug)]
+pub struct WrittenDeployment {
+    /// Its directory (keys, `dar.toml`).
+    pub dir: PathBuf,
+    /// Its `dar.toml`.
+    pub file: PathBuf,
+    /// Its origin, `https://<Role::host>:<port>`.
+    pub origin: String,
+    /// Its configuration, as read back from `file`.
+    pub config: Config,
+}
+
+/// Generates the deployment's keys (a P-256 signing or countersigning key, a sealing key, a
+/// session cookie key) and writes them and `dar.toml` (mode 0600 for keys) into
+/// `spec.dir/<ap|rp>`, on the database at `database` (as in [`start_deployment_on`]), without
+/// opening the database or starting anything: for running it as `dar serve --config FILE`.
+///
+/// # Errors
+///
+/// [`DemoError::Io`] when a file cannot be written, [`DemoError::Start`] when the key cannot
+/// be encoded or the written configuration does not load.
+pub fn write_deployment(
+    spec: &DeploymentSpec,
+    database: Option<&str>,
+) -> Result<WrittenDeployment, DemoError> {
     let role = spec.role;
     let fail = |message: String| DemoError::Start {
         role: role.name(),
@@ -308,20 +359,11 @@ key_file = "session.hex"
     std::fs::write(&file, &text)
         .map_err(DemoError::io(format!("cannot write {}", file.display())))?;
     let config = Config::from_toml_str(&text, &file, &dir).map_err(|e| fail(e.to_string()))?;
-    let store = dar_store::Store::connect(config.database.expose())
-        .await
-        .map_err(|e| fail(format!("cannot open the database: {e}")))?;
-    let state = AppState::load_with_store(&config, Some(store)).map_err(|e| fail(e.to_string()))?;
-    let app = crate::app_with(state.clone(), crate::pages(&state));
-    let running = crate::start(&config, &state, app)
-        .await
-        .map_err(|e| fail(e.to_string()))?;
-    Ok(Deployment {
-        running,
-        origin,
-        state,
-        config,
+    Ok(WrittenDeployment {
         dir,
+        file,
+        origin,
+        config,
     })
 }
 

@@ -93,7 +93,8 @@ use tower_http::timeout::TimeoutLayer;
 
 pub use crate::openapi::{openapi, openapi_for};
 pub use crate::server::{
-    Running, SHUTDOWN_GRACE, ServerError, http_app, init_tracing, serve, start,
+    MAX_OPEN_FILES, Running, SHUTDOWN_GRACE, ServerError, http_app, init_tracing,
+    raise_open_files_limit, serve, start,
 };
 pub use crate::state::{
     AccountProviderService, AccountProviderSlot, AppState, COOKIE_KEY_LEN, RecoveryProviderService,

@@ -10,7 +10,8 @@ use axum::http::{HeaderValue, StatusCode, header};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use axum_server::Handle;
-use axum_server::tls_rustls::RustlsConfig;
+use axum_server::accept::NoDelayAcceptor;
+use axum_server::tls_rustls::{RustlsAcceptor, RustlsConfig};
 use tokio::task::JoinSet;
 use tracing_subscriber::EnvFilter;
 
@@ -20,8 +21,6 @@ use crate::tls::{self, TlsError};
 
 /// How long in-flight requests may run on after a shutdown signal.
 pub const SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
-/// How long a client may take to send its request headers (slow-loris defence).
-const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(10);
 /// How often idle rate-limit entries are dropped.
 const RATE_LIMIT_CLEANUP: Duration = Duration::from_secs(60);
 /// The longest path written to the log.
@@ -176,8 +175,28 @@ impl Running {
     }
 }
 
+/// How many connections the kernel may hold accepted but not yet taken by the server (capped
+/// by `net.core.somaxconn`). The standard library's 128 overflows under a burst of a few hundred
+/// new connections: the excess clients' handshakes are dropped and retried a second or more
+/// later, so a burst of slow clients would delay everyone else's connections.
+const LISTEN_BACKLOG: u32 = 1024;
+
 fn bind(addr: SocketAddr) -> Result<std::net::TcpListener, ServerError> {
-    std::net::TcpListener::bind(addr).map_err(|source| ServerError::Bind { addr, source })
+    let err = |source| ServerError::Bind { addr, source };
+    let socket = if addr.is_ipv4() {
+        tokio::net::TcpSocket::new_v4()
+    } else {
+        tokio::net::TcpSocket::new_v6()
+    }
+    .map_err(err)?;
+    // As the standard library's bind does: a restarted server can bind at once.
+    #[cfg(unix)]
+    socket.set_reuseaddr(true).map_err(err)?;
+    socket.bind(addr).map_err(err)?;
+    socket
+        .listen(LISTEN_BACKLOG)
+        .and_then(tokio::net::TcpListener::into_std)
+        .map_err(err)
 }
 
 /// Binds the listeners and starts serving `app` over HTTPS (and the 401-only application over
@@ -197,16 +216,35 @@ pub async fn start(config: &Config, state: &AppState, app: Router) -> Result<Run
         addr: config.listen,
         source,
     })?;
-    let mut server = axum_server::from_tcp_rustls(https, RustlsConfig::from_config(tls_config))
+    // Slow or silent clients (slow-loris) are bounded by `limits.client_timeout` at every
+    // stage where the server waits on them: the TLS handshake, the first request (which also
+    // covers telling HTTP/1.1 from HTTP/2), each request's headers and HTTP/1.1 keep-alive
+    // idleness (hyper's header timer runs while it waits for the next request). An HTTP/2
+    // peer that stops answering pings is closed after as long again.
+    let client_timeout = config.limits.client_timeout;
+    // TCP_NODELAY: with Nagle's algorithm the server's small writes after a handshake wait
+    // for an ACK the client delays, and a fresh connection's first answer came about 40 ms
+    // late (docs/load.md).
+    let acceptor = RustlsAcceptor::new(RustlsConfig::from_config(tls_config))
+        .handshake_timeout(client_timeout)
+        .acceptor(NoDelayAcceptor::new());
+    let mut server = axum_server::from_tcp(https)
         .map_err(|source| ServerError::Bind {
             addr: https_addr,
             source,
         })?
+        .acceptor(acceptor)
+        .first_request_timeout(client_timeout)
         .handle(handle.clone());
     server
         .http_builder()
         .http1()
-        .header_read_timeout(HEADER_READ_TIMEOUT);
+        .header_read_timeout(client_timeout);
+    server
+        .http_builder()
+        .http2()
+        .keep_alive_interval(client_timeout)
+        .keep_alive_timeout(client_timeout);
     servers.spawn(server.serve(app.into_make_service_with_connect_info::<SocketAddr>()));
 
     let http_addr = match config.http_listen {
@@ -218,11 +256,13 @@ pub async fn start(config: &Config, state: &AppState, app: Router) -> Result<Run
                 .map_err(|source| ServerError::Bind { addr, source })?;
             let mut server = axum_server::from_tcp(listener)
                 .map_err(|source| ServerError::Bind { addr, source })?
+                .acceptor(NoDelayAcceptor::new())
+                .first_request_timeout(client_timeout)
                 .handle(handle.clone());
             server
                 .http_builder()
                 .http1()
-                .header_read_timeout(HEADER_READ_TIMEOUT);
+                .header_read_timeout(client_timeout);
             servers.spawn(server.serve(http_app().into_make_service()));
             Some(bound)
         }
@@ -251,12 +291,13 @@ pub async fn start(config: &Config, state: &AppState, app: Router) -> Result<Run
 /// provider role it also runs the outbox worker
 /// ([`outbox::worker_from_config`](crate::outbox::worker_from_config)), and with the account
 /// provider role the lockout worker ([`crate::lockout::worker::from_config`]), both stopped on
-/// shutdown.
+/// shutdown. First it raises the soft open-file limit ([`raise_open_files_limit`]).
 ///
 /// # Errors
 ///
 /// A [`ServerError`] when the keys, TLS or a listener cannot be set up, or a listener fails.
 pub async fn serve(config: Config) -> Result<(), ServerError> {
+    let open_files = raise_open_files_limit();
     let store = dar_store::Store::connect(config.database.expose())
         .await
         .map_err(ServerError::Storage)?;
@@ -280,6 +321,7 @@ pub async fn serve(config: Config) -> Result<(), ServerError> {
         account_provider = state.roles().account_provider.is_some(),
         recovery_provider = state.roles().recovery_provider.is_some(),
         database = config.database.scheme(),
+        open_files = ?open_files,
         "dar server listening"
     );
     // The account provider's lockout worker: timed unlocks, held factors, mail.
@@ -315,6 +357,43 @@ pub async fn serve(config: Config) -> Result<(), ServerError> {
             Err(error)
         }
     }
+}
+
+/// The most open files [`raise_open_files_limit`] asks for (Linux's default `nr_open`).
+pub const MAX_OPEN_FILES: u64 = 1 << 20;
+
+/// Raises this process's soft limit on open files to its hard limit (at most
+/// [`MAX_OPEN_FILES`]) and returns the soft limit in force (`None`: unlimited). Every
+/// connection holds a descriptor until [`crate::config::Limits::client_timeout`] closes it
+/// at the latest: under a soft limit of 1,024, a common default, a hundred new slow
+/// connections a second would leave none for anyone else. [`serve`] calls it; so does
+/// `dar load`, whose children inherit the limit.
+#[cfg(unix)]
+pub fn raise_open_files_limit() -> Option<u64> {
+    use rustix::process::{Resource, Rlimit, getrlimit, setrlimit};
+    let limit = getrlimit(Resource::Nofile);
+    let current = limit.current?;
+    let wanted = limit.maximum.unwrap_or(MAX_OPEN_FILES).min(MAX_OPEN_FILES);
+    if wanted <= current {
+        return Some(current);
+    }
+    let raised = Rlimit {
+        current: Some(wanted),
+        maximum: limit.maximum,
+    };
+    match setrlimit(Resource::Nofile, raised) {
+        Ok(()) => Some(wanted),
+        Err(e) => {
+            tracing::warn!(error = %e, soft = current, "cannot raise the open-file limit");
+            Some(current)
+        }
+    }
+}
+
+/// Elsewhere there is no such limit to raise: `None`.
+#[cfg(not(unix))]
+pub fn raise_open_files_limit() -> Option<u64> {
+    None
 }
 
 /// Resolves on SIGINT (Ctrl-C) or SIGTERM.

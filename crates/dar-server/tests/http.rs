@@ -100,6 +100,11 @@ fn temp_dir(name: &str) -> PathBuf {
 }
 
 async fn start(name: &str) -> Server {
+    start_with(name, "").await
+}
+
+/// As [`start`], with `extra` appended to `dar.toml`.
+async fn start_with(name: &str, extra: &str) -> Server {
     logs();
     let dir = temp_dir(name);
     let ap = SigningKey::from_scalar_bytes(&[7; 32]).unwrap();
@@ -130,7 +135,9 @@ countersign_keys = ["rp.pem"]
 
 [session]
 key_file = "session.hex"
-"#,
+"#
+        .to_owned()
+            + extra,
     )
     .unwrap();
     #[cfg(unix)]
@@ -426,6 +433,121 @@ async fn speaks_tls_1_3_and_still_accepts_tls_1_2() {
             .unwrap();
         assert_eq!(response.status(), StatusCode::OK, "{min:?}");
     }
+    server
+        .running
+        .shutdown(Duration::from_secs(1))
+        .await
+        .unwrap();
+}
+
+/// Reads from `stream` until the server closes it (end of stream or an error such as a reset),
+/// failing after a bound far beyond the timeout under test.
+async fn closed_by_server(stream: &mut (impl tokio::io::AsyncRead + Unpin), what: &str) {
+    use tokio::io::AsyncReadExt as _;
+    let mut buf = [0u8; 1024];
+    let bound = Duration::from_secs(60);
+    let outcome = tokio::time::timeout(bound, async {
+        loop {
+            match stream.read(&mut buf).await {
+                Ok(0) | Err(_) => return,
+                // An HTTP/1.1 server may answer a timed-out request (408) before closing.
+                Ok(_) => {}
+            }
+        }
+    })
+    .await;
+    assert!(outcome.is_ok(), "{what}: still open after {bound:?}");
+}
+
+fn tls_connector(ca_pem: &[u8]) -> tokio_rustls::TlsConnector {
+    let mut roots = rustls::RootCertStore::empty();
+    let certs: Vec<rustls::pki_types::CertificateDer<'static>> =
+        rustls::pki_types::pem::PemObject::pem_slice_iter(ca_pem)
+            .collect::<Result<_, _>>()
+            .unwrap();
+    roots.add_parsable_certificates(certs);
+    let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
+    let config = rustls::ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .unwrap()
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+    tokio_rustls::TlsConnector::from(Arc::new(config))
+}
+
+#[tokio::test]
+async fn slow_and_silent_clients_are_closed_by_the_client_timeout() {
+    use tokio::io::AsyncWriteExt as _;
+    let server = start_with("slowclients", "\n[limits]\nclient_timeout_secs = 1\n").await;
+    let addr = server.running.https_addr();
+    let ca = std::fs::read(server.dir.join("tls/ca.pem")).unwrap();
+    let connector = tls_connector(&ca);
+    let name = rustls::pki_types::ServerName::try_from("127.0.0.1").unwrap();
+
+    // A TCP connection that never starts the TLS handshake.
+    let mut silent = tokio::net::TcpStream::connect(addr).await.unwrap();
+    // A TLS connection that never sends a request.
+    let tcp = tokio::net::TcpStream::connect(addr).await.unwrap();
+    let mut idle = connector.connect(name.clone(), tcp).await.unwrap();
+    // A TLS connection that starts a request and then stalls inside its headers.
+    let tcp = tokio::net::TcpStream::connect(addr).await.unwrap();
+    let mut stalled = connector.connect(name.clone(), tcp).await.unwrap();
+    stalled
+        .write_all(b"GET /.well-known/delegated-account-recovery/configuration HTTP/1.1\r\nHost: 127.0.0.1\r\nX-Slow: ")
+        .await
+        .unwrap();
+    stalled.flush().await.unwrap();
+
+    closed_by_server(&mut silent, "no TLS handshake").await;
+    closed_by_server(&mut idle, "no request after the handshake").await;
+    closed_by_server(&mut stalled, "headers never finished").await;
+
+    // Meanwhile the server still answers.
+    let response = server
+        .client
+        .get(server.https(CONFIGURATION_PATH))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::OK);
+    server
+        .running
+        .shutdown(Duration::from_secs(1))
+        .await
+        .unwrap();
+}
+
+#[tokio::test]
+async fn an_idle_kept_alive_connection_is_closed_by_the_client_timeout() {
+    use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+    let server = start_with("idlekeepalive", "\n[limits]\nclient_timeout_secs = 1\n").await;
+    let ca = std::fs::read(server.dir.join("tls/ca.pem")).unwrap();
+    let tcp = tokio::net::TcpStream::connect(server.running.https_addr())
+        .await
+        .unwrap();
+    let name = rustls::pki_types::ServerName::try_from("127.0.0.1").unwrap();
+    let mut stream = tls_connector(&ca).connect(name, tcp).await.unwrap();
+    stream
+        .write_all(
+            format!("GET {CONFIGURATION_PATH} HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n").as_bytes(),
+        )
+        .await
+        .unwrap();
+    // The first answer arrives on the connection, which stays open (keep-alive)...
+    let mut head = Vec::new();
+    let mut buf = [0u8; 4096];
+    while !head.windows(4).any(|w| w == b"\r\n\r\n") {
+        let n = stream.read(&mut buf).await.unwrap();
+        assert_ne!(n, 0, "closed before answering");
+        head.extend_from_slice(&buf[..n]);
+    }
+    assert!(
+        head.starts_with(b"HTTP/1.1 200"),
+        "{:?}",
+        String::from_utf8_lossy(&head)
+    );
+    // ...until the client has been idle for the timeout.
+    closed_by_server(&mut stream, "idle keep-alive connection").await;
     server
         .running
         .shutdown(Duration::from_secs(1))

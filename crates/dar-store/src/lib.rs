@@ -260,6 +260,26 @@ pub mod testing {
             })
             .take(60)
             .collect();
+        fresh_schema(&url, &schema).await.map(Some)
+    }
+
+    /// A fresh PostgreSQL schema `schema` (dropped first if it exists, then migrated) in the
+    /// database at `url`, selected with each connection's `search_path`. `schema` must be
+    /// lower-case ASCII letters, digits and `_` (it is spliced into SQL).
+    ///
+    /// # Errors
+    ///
+    /// [`StoreError::UnsupportedUrl`] when `url` does not parse or `schema` is not such a
+    /// name, or the database error.
+    pub async fn fresh_schema(url: &str, schema: &str) -> Result<Store, StoreError> {
+        let valid = !schema.is_empty()
+            && schema.len() <= 63
+            && schema
+                .chars()
+                .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_');
+        if !valid {
+            return Err(StoreError::UnsupportedUrl);
+        }
         let options: PgConnectOptions = url.parse().map_err(|_| StoreError::UnsupportedUrl)?;
         let admin = sqlx::PgPool::connect_with(options.clone()).await?;
         let reset = format!("drop schema if exists {schema} cascade; create schema {schema}");
@@ -267,8 +287,6 @@ pub mod testing {
             .execute(&admin)
             .await?;
         admin.close().await;
-        Store::connect_postgres(options, Some(schema))
-            .await
-            .map(Some)
+        Store::connect_postgres(options, Some(schema.to_owned())).await
     }
 }

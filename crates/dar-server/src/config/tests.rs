@@ -377,6 +377,8 @@ fn rejects_limits_out_of_range() {
     for (line, key) in [
         ("body_limit_bytes = 10", "limits.body_limit_bytes"),
         ("request_timeout_secs = 0", "limits.request_timeout_secs"),
+        ("client_timeout_secs = 0", "limits.client_timeout_secs"),
+        ("client_timeout_secs = 301", "limits.client_timeout_secs"),
         ("requests_per_second = 0", "limits.requests_per_second"),
         ("burst = 0", "limits.burst"),
         ("trusted_proxies = [\"proxy\"]", "limits.trusted_proxies[0]"),
@@ -391,10 +393,11 @@ fn reads_limits() {
     let c = config_with(
         "",
         "[limits]\nbody_limit_bytes = 2048\nrequest_timeout_secs = 5\nrequests_per_second = 3\n\
-         burst = 4\ntrusted_proxies = [\"10.0.0.2\"]\n",
+         burst = 4\ntrusted_proxies = [\"10.0.0.2\"]\nclient_timeout_secs = 2\n",
     );
     assert_eq!(c.limits.body_limit_bytes, 2048);
     assert_eq!(c.limits.request_timeout, Duration::from_secs(5));
+    assert_eq!(c.limits.client_timeout, Duration::from_secs(2));
     assert_eq!(c.limits.requests_per_second, 3);
     assert_eq!(c.limits.burst, 4);
     assert_eq!(

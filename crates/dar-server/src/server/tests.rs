@@ -33,3 +33,18 @@ async fn plain_http_answers_401_with_an_empty_body_everywhere() {
         );
     }
 }
+
+#[cfg(unix)]
+#[test]
+fn the_open_file_limit_is_raised_to_the_hard_limit() {
+    use rustix::process::{Resource, getrlimit};
+    let soft = raise_open_files_limit();
+    let after = getrlimit(Resource::Nofile);
+    assert_eq!(after.current, soft);
+    let wanted = after.maximum.unwrap_or(MAX_OPEN_FILES).min(MAX_OPEN_FILES);
+    // Raised to the hard limit (capped), or already above the cap.
+    assert!(
+        soft.is_none_or(|soft| soft >= wanted),
+        "{soft:?} < {wanted}"
+    );
+}

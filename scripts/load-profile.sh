@@ -1,0 +1,47 @@
+#!/usr/bin/env bash
+# Where the account provider's time goes under recover-account-return: runs `dar load` (SQLite
+# on tmpfs, so no fsync), samples the account provider's process with `perf record` for 6 s in
+# the middle of the timed run, and prints the share of samples by thread and by kind of code
+# (kernel, P-256 in aws-lc, SQLite, malloc and copies, TLS, the rest). Needs `perf` and
+# permission to profile a process of this user. docs/load.md has this machine's figures.
+#
+# Usage: scripts/load-profile.sh
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+cargo build --release --locked -q -p dar-cli
+dir=$(mktemp -d -p /dev/shm dar-load-profile-XXXXXX)
+data=$(mktemp -t dar-load-perf-XXXXXX)
+log=$dir.log
+trap 'rm -rf "$dir" "$data" "$log"' EXIT
+
+target/release/dar load --dir "$dir" --requests 8000 --concurrency 16 \
+    --scenario recover-account-return >"$log" 2>&1 &
+load=$!
+# Minting comes first and is not profiled; the account provider starts after it.
+for _ in $(seq 1 240); do
+    grep -q '^minted' "$log" && break
+    sleep 0.5
+done
+sleep 1.5
+pid=$(pgrep -f "dar serve --config $dir/ap/dar.toml")
+perf record -q -F 499 -g -p "$pid" -o "$data" -- sleep 6
+wait "$load"
+cat "$log"
+
+echo
+echo "samples by thread:"
+perf report -i "$data" --no-children --sort comm --stdio -g none 2>/dev/null | grep -E '^ +[0-9.]+%'
+echo "samples by kind of code:"
+perf report -i "$data" --no-children --sort sym --stdio -g none 2>/dev/null \
+    | grep -E '^ +[0-9.]+%' \
+    | awk '{
+        p = $1; sub("%", "", p); s = $3; for (i = 4; i <= NF; i++) s = s " " $i
+        if ($2 == "[k]") g = "kernel"
+        else if (s ~ /nistz256|aws_lc|ecp_|bn_|ecdsa|p256|beeu/) g = "P-256 (aws-lc)"
+        else if (s ~ /sqlite|pcache|Vdbe|btree|Btree/) g = "SQLite"
+        else if (s ~ /malloc|free|_int_|memmove|memcpy|memset|consolidate|realloc/) g = "malloc, copies"
+        else if (s ~ /rustls|aes|gcm|sha|chacha|poly/) g = "TLS, AEAD, hashes"
+        else g = "other user code"
+        t[g] += p
+    } END { for (g in t) printf "  %5.1f%%  %s\n", t[g], g }' | sort -rn
