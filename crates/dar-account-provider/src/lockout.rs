@@ -41,7 +41,7 @@ pub mod schedule;
 
 pub use codes::{
     EMAIL_CODE_LIFETIME, EMAIL_CODE_MAX_ATTEMPTS, EmailCode, RECOVERY_CODE_COUNT, RecoveryCode,
-    RecoveryCodes, email_code_hash, email_code_matches, generate_email_code,
+    RecoveryCodes, argon2id, email_code_hash, email_code_matches, generate_email_code,
     generate_recovery_codes, hash_recovery_code, match_recovery_code, normalize_email_code,
     normalize_recovery_code, verify_recovery_code,
 };

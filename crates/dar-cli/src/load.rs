@@ -739,7 +739,7 @@ impl Deployment {
         );
         if let (Some(before), Some(after)) = (before, after) {
             report.notes.push(format!(
-                "server RSS {:.1} MiB before the {} sign-ups (argon2id, 19 MiB each), {:.1} MiB \
+                "server RSS {:.1} MiB before the {} sign-ups (argon2id, 46 MiB each, on the hashing pool), {:.1} MiB \
                  after them, before the timed run",
                 mib(before.rss_kib),
                 plan.concurrency,

@@ -671,12 +671,11 @@ async fn generate_codes(
 ) -> Result<Response, AppError> {
     let store = store(&state)?;
     let codes = generate_recovery_codes(&mut getrandom::SysRng)?;
-    let (codes, hashes) = tokio::task::spawn_blocking(move || {
+    let (codes, hashes) = crate::hashing::run("recovery code hashing task", move || {
         let hashes = codes.hashes(&mut getrandom::SysRng);
         (codes, hashes)
     })
-    .await
-    .map_err(|e| AppError::internal("recovery code hashing task", e.to_string()))?;
+    .await?;
     let hashes = hashes?;
     let mails = to_all(
         &state.site_name(),

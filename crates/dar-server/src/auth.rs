@@ -78,8 +78,10 @@ const CODE_STOPPED: &str = "Too many incorrect codes: sign-in with this authenti
 const TOUCH_INTERVAL_SECS: i64 = 60;
 /// A valid argon2id hash of a random password: verified against when the username is
 /// unknown, so that an unknown username costs the same time as a wrong password.
-const DUMMY_HASH: &str = "$argon2id$v=19$m=19456,t=2,p=1$c29tZXNhbHRzb21lc2FsdA$\
-     Y7l3tyjrtyuZ5mZ4lyPr8Pw9yBKlIiGRRaJ6YNpf04I";
+/// Its parameters are [`dar_account_provider::lockout::argon2id`]'s, so it costs what a real
+/// password's check costs.
+const DUMMY_HASH: &str = "$argon2id$v=19$m=47104,t=1,p=1$wQQ9by2s+GR0mJH4iMLDTg$\
+     XAdoIboK+X0s3EPDWGdroORgLAkli2lPfCNMT7OqWlU";
 
 /// The account routes: `/`, `/signup`, `/signin`, `/signin/totp`, `/account`,
 /// `/account/totp`, `/signout`, `/signout/everywhere`.
@@ -251,14 +253,13 @@ pub(crate) fn normalize_username(raw: &str) -> Option<String> {
 
 async fn hash_password(password: Zeroizing<String>) -> Result<String, AppError> {
     use argon2::password_hash::PasswordHasher as _;
-    tokio::task::spawn_blocking(move || {
-        argon2::Argon2::default()
+    crate::hashing::run("password hashing task", move || {
+        dar_account_provider::lockout::argon2id()
             .hash_password(password.as_bytes())
             .map(|h| h.to_string())
             .map_err(|e| AppError::internal("password hashing", e.to_string()))
     })
-    .await
-    .map_err(|e| AppError::internal("password hashing task", e.to_string()))?
+    .await?
 }
 
 /// Whether `password` matches `hash`; with no hash, verifies against [`DUMMY_HASH`] and
@@ -269,18 +270,17 @@ async fn verify_password(
 ) -> Result<bool, AppError> {
     use argon2::password_hash::PasswordVerifier as _;
     use argon2::password_hash::phc::PasswordHash;
-    tokio::task::spawn_blocking(move || {
+    crate::hashing::run("password verification task", move || {
         let real = hash.is_some();
         let text = hash.unwrap_or_else(|| DUMMY_HASH.to_owned());
         let parsed = PasswordHash::new(&text)
             .map_err(|e| AppError::internal("stored password hash", e.to_string()))?;
-        let matches = argon2::Argon2::default()
+        let matches = dar_account_provider::lockout::argon2id()
             .verify_password(password.as_bytes(), &parsed)
             .is_ok();
         Ok(real && matches)
     })
-    .await
-    .map_err(|e| AppError::internal("password verification task", e.to_string()))?
+    .await?
 }
 
 /// The account whose username and password these are, counting a wrong password against the

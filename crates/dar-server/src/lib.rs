@@ -68,6 +68,7 @@ pub mod auth;
 pub mod config;
 pub mod demo;
 pub mod error;
+mod hashing;
 pub mod lockout;
 pub mod mail;
 mod notify;

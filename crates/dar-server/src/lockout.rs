@@ -748,10 +748,11 @@ async fn add_recovery_code(
         .into_iter()
         .map(|r| (r.id.0, r.code_hash))
         .collect();
-    // argon2 for each unused code: off the async threads.
-    let matched = tokio::task::spawn_blocking(move || codes::match_recovery_code(&input, &stored))
-        .await
-        .map_err(|e| AppError::internal("recovery code task", e.to_string()))?;
+    // argon2 for each unused code: on the hashing pool, off the async threads.
+    let matched = crate::hashing::run("recovery code task", move || {
+        codes::match_recovery_code(&input, &stored)
+    })
+    .await?;
     let wrong = || {
         show(
             &state,

@@ -63,6 +63,29 @@ const GROUP: usize = 4;
 const BASE32: &[u8; 32] = b"abcdefghijklmnopqrstuvwxyz234567";
 /// Salt bytes of an argon2id hash (the PHC recommendation).
 const SALT_BYTES: usize = 16;
+/// argon2id memory in KiB: OWASP's "46 MiB, 1 pass" option, as strong as its "19 MiB, 2
+/// passes" one (argon2's default). Chosen for the larger block: above glibc's 32 MiB ceiling
+/// for its adaptive mmap threshold, each run's memory is mapped and returned when the run
+/// ends; 19 MiB blocks were kept by the allocator, and a server's memory grew by about 19 MiB
+/// per password it had hashed (docs/load.md, "Memory").
+const ARGON2_MEMORY_KIB: u32 = 47_104;
+/// argon2id passes.
+const ARGON2_PASSES: u32 = 1;
+
+/// The argon2id instance dar hashes secrets with (passwords, recovery codes): argon2id v19,
+/// 46 MiB, 1 pass, 1 lane. Verification reads the parameters from the stored PHC string, so
+/// hashes made with other parameters (argon2's default, before this choice) still verify.
+///
+/// ```
+/// let argon2 = dar_account_provider::lockout::argon2id();
+/// assert_eq!(argon2.params().m_cost(), 47_104);
+/// ```
+pub fn argon2id() -> argon2::Argon2<'static> {
+    // The constants are within argon2's bounds, so `Params::new` cannot refuse them; the
+    // default is a sound fallback all the same.
+    let params = argon2::Params::new(ARGON2_MEMORY_KIB, ARGON2_PASSES, 1, None).unwrap_or_default();
+    argon2::Argon2::new(argon2::Algorithm::Argon2id, argon2::Version::V0x13, params)
+}
 
 /// Digits of an email code: guessing one within [`EMAIL_CODE_MAX_ATTEMPTS`] tries succeeds
 /// with probability 5 × 10⁻⁸.
@@ -223,7 +246,7 @@ fn strip(input: &str) -> Result<Zeroizing<String>, AccountProviderError> {
     Ok(out)
 }
 
-/// The argon2id hash (PHC string, default parameters, 16-byte salt from `rng`) of `code`:
+/// The argon2id hash (PHC string, [`argon2id`]'s parameters, 16-byte salt from `rng`) of `code`:
 /// what the store keeps. CPU-heavy: call it on a blocking thread.
 ///
 /// # Errors
@@ -240,7 +263,7 @@ where
     let canonical = normalize_recovery_code(code.as_str())?;
     let mut salt = [0u8; SALT_BYTES];
     rng.try_fill_bytes(&mut salt).map_err(|_| Misuse::Rng)?;
-    argon2::Argon2::default()
+    argon2id()
         .hash_password_with_salt(canonical.as_bytes(), &salt)
         .map(|h| h.to_string())
         .map_err(|_| AccountProviderError::CodeHashing)
@@ -262,7 +285,7 @@ pub fn verify_recovery_code(input: &str, stored_hash: &str) -> Result<bool, Acco
 fn verify_canonical(canonical: &str, stored_hash: &str) -> Result<bool, AccountProviderError> {
     let parsed =
         PasswordHash::new(stored_hash).map_err(|_| StoreFailure::Corrupt("recovery code hash"))?;
-    Ok(argon2::Argon2::default()
+    Ok(argon2id()
         .verify_password(canonical.as_bytes(), &parsed)
         .is_ok())
 }

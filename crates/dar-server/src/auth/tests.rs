@@ -5,6 +5,8 @@ use axum::body::Body;
 use axum::http::{Request, StatusCode, header};
 use dar_store::{Factor, Store};
 
+use zeroize::Zeroizing;
+
 use super::{DUMMY_HASH, MAX_FAILURES, safe_next};
 use crate::testutil::{config, roles, send};
 use crate::{AppState, app_with};
@@ -432,4 +434,43 @@ fn next_stays_on_this_origin() {
 #[test]
 fn dummy_hash_parses() {
     assert!(argon2::password_hash::phc::PasswordHash::new(DUMMY_HASH).is_ok());
+}
+
+#[test]
+fn the_dummy_hash_costs_what_a_password_hash_costs() {
+    let parsed = argon2::password_hash::phc::PasswordHash::new(DUMMY_HASH).unwrap();
+    let params = argon2::Params::try_from(&parsed).unwrap();
+    let ours = dar_account_provider::lockout::argon2id();
+    assert_eq!(
+        (params.m_cost(), params.t_cost(), params.p_cost()),
+        (
+            ours.params().m_cost(),
+            ours.params().t_cost(),
+            ours.params().p_cost()
+        )
+    );
+}
+
+#[tokio::test]
+async fn passwords_hash_with_the_chosen_parameters_and_verify() {
+    let hash = super::hash_password(Zeroizing::new("a long enough password".to_owned()))
+        .await
+        .unwrap();
+    assert!(
+        hash.starts_with("$argon2id$v=19$m=47104,t=1,p=1$"),
+        "{hash}"
+    );
+    assert!(
+        super::verify_password(
+            Zeroizing::new("a long enough password".to_owned()),
+            Some(hash.clone())
+        )
+        .await
+        .unwrap()
+    );
+    assert!(
+        !super::verify_password(Zeroizing::new("another one".to_owned()), Some(hash))
+            .await
+            .unwrap()
+    );
 }
