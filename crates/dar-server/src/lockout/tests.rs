@@ -231,6 +231,11 @@ async fn a_timed_unlock_notifies_on_schedule_survives_a_restart_and_completes() 
 
     let dir = temp_dir("lockout-worker");
     let worker = LockoutWorker::new(&state, Mailer::files(&dir, "dar@dar.test").unwrap()).unwrap();
+    // The worker holds the cancel links' key: its Debug never shows it.
+    let key = link_key(&state).unwrap();
+    let shown = format!("{worker:?}");
+    assert!(shown.contains("link_key: \"[redacted]\""), "{shown}");
+    assert!(!shown.contains(&format!("{key:?}")), "{shown}");
     // Nothing due an hour in (the start notice was the first); its mail is delivered.
     let report = worker.run_once(at(t0 + HOUR)).await.unwrap();
     assert_eq!((report.notices, report.unlocked), (0, 0));

@@ -59,7 +59,7 @@ pub struct LockoutReport {
 }
 
 /// Runs the lockout work of one account provider deployment.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct LockoutWorker {
     store: Store,
     policy: LockoutPolicy,
@@ -67,7 +67,22 @@ pub struct LockoutWorker {
     retry: RetryPolicy,
     site: String,
     origin: Origin,
-    link_key: [u8; 32],
+    /// Signs the cancel links: a secret, wiped on drop and never printed.
+    link_key: Zeroizing<[u8; 32]>,
+}
+
+impl std::fmt::Debug for LockoutWorker {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("LockoutWorker")
+            .field("store", &self.store)
+            .field("policy", &self.policy)
+            .field("mailer", &self.mailer)
+            .field("retry", &self.retry)
+            .field("site", &self.site)
+            .field("origin", &self.origin)
+            .field("link_key", &"[redacted]")
+            .finish()
+    }
 }
 
 impl LockoutWorker {
@@ -94,7 +109,7 @@ impl LockoutWorker {
             retry: RetryPolicy::default(),
             site: state.site_name(),
             origin: state.public_origin().clone(),
-            link_key: link_key(state)?,
+            link_key: Zeroizing::new(link_key(state)?),
         })
     }
 
