@@ -112,6 +112,9 @@ pub enum AppError {
     RecoveryProvider(dar_recovery_provider::RecoveryProviderError),
     /// The database cannot be reached; the request may be retried later (503).
     StorageUnavailable,
+    /// Too many password or recovery-code checks are already waiting for the hashing threads;
+    /// the request may be retried later (503).
+    Overloaded,
     /// A fault of the server, not of the request. Logged; the client sees a generic body.
     Internal(Internal),
 }
@@ -173,9 +176,10 @@ impl AppError {
             Self::Unauthorized { .. } => StatusCode::UNAUTHORIZED,
             Self::Conflict { .. } => StatusCode::CONFLICT,
             Self::RateLimited { .. } => StatusCode::TOO_MANY_REQUESTS,
-            Self::Timeout | Self::NotConfigured { .. } | Self::StorageUnavailable => {
-                StatusCode::SERVICE_UNAVAILABLE
-            }
+            Self::Timeout
+            | Self::NotConfigured { .. }
+            | Self::StorageUnavailable
+            | Self::Overloaded => StatusCode::SERVICE_UNAVAILABLE,
             Self::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
@@ -201,6 +205,7 @@ impl AppError {
             Self::Timeout => "timeout",
             Self::NotConfigured { .. } => "not_configured",
             Self::StorageUnavailable => "storage_unavailable",
+            Self::Overloaded => "overloaded",
             Self::Internal(_) => "internal",
         }
     }
@@ -214,7 +219,7 @@ impl AppError {
             Self::RecoveryProvider(e) => e.step(),
             Self::Csrf(_) => "§6.5",
             Self::NotConfigured { .. } => "configuration",
-            Self::StorageUnavailable => "server",
+            Self::StorageUnavailable | Self::Overloaded => "server",
             Self::Internal(_) => "server",
             _ => "request",
         }
@@ -257,6 +262,7 @@ impl AppError {
             Self::Timeout => "the request took too long".into(),
             Self::NotConfigured { what } => format!("{what} is not available on this deployment"),
             Self::StorageUnavailable => "the database is unavailable; try again later".into(),
+            Self::Overloaded => "the server is busy; try again in a moment".into(),
             Self::Internal(_) => "internal server error".into(),
         }
     }

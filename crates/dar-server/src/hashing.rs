@@ -4,70 +4,117 @@
 //! worth of time. Tokio's blocking pool would run as many at once as requests arrive (up to
 //! 512 threads), so a burst of sign-ins could ask for gigabytes at once. Here one thread per
 //! core does all of it, queued: memory held for hashing is at most one run's per core, and a
-//! burst waits (bounded by the request timeout) instead of swapping (`docs/load.md`,
-//! "Memory").
+//! burst waits instead of swapping (`docs/load.md`, "Memory"). The queue is bounded: past
+//! [`QUEUE_PER_WORKER`] waiting jobs per thread a request is refused at once with 503
+//! ([`AppError::Overloaded`]) rather than waiting past its timeout, and a job whose request
+//! has already gone (timed out, disconnected) is skipped, not run.
 
-use std::sync::mpsc;
-use std::sync::{LazyLock, Mutex};
+use std::sync::mpsc::{self, SyncSender, TrySendError};
+use std::sync::{Arc, LazyLock, Mutex};
 
 use crate::error::AppError;
 
 type Job = Box<dyn FnOnce() + Send>;
 
-/// The pool's queue, started on first use: one worker per available core.
-static POOL: LazyLock<Mutex<mpsc::Sender<Job>>> = LazyLock::new(|| {
-    let (sender, receiver) = mpsc::channel::<Job>();
-    let receiver = std::sync::Arc::new(Mutex::new(receiver));
+/// Jobs that may wait per hashing thread. One argon2id run takes tens of milliseconds here, so
+/// a full queue drains in a few seconds, well within the request timeout.
+const QUEUE_PER_WORKER: usize = 32;
+
+/// The server's pool, started on first use: one worker per available core.
+static POOL: LazyLock<Pool> = LazyLock::new(|| {
     let workers = std::thread::available_parallelism().map_or(1, std::num::NonZero::get);
-    for i in 0..workers {
-        let receiver = receiver.clone();
-        // A worker that cannot start leaves the others; with none, `run` reports the error.
-        let _ = std::thread::Builder::new()
-            .name(format!("dar-argon2-{i}"))
-            .spawn(move || {
-                loop {
-                    let job = match receiver.lock() {
-                        Ok(queue) => queue.recv(),
-                        Err(_) => return,
-                    };
-                    match job {
-                        // A panic ends the job (its caller sees the dropped answer), not the
-                        // worker.
-                        Ok(job) => {
-                            let _ = std::panic::catch_unwind(std::panic::AssertUnwindSafe(job));
-                        }
-                        Err(_) => return,
-                    }
-                }
-            });
-    }
-    Mutex::new(sender)
+    Pool::new(workers, workers * QUEUE_PER_WORKER)
 });
 
-/// Runs `work` (argon2id hashing or verification) on the hashing pool and waits for it.
+/// Worker threads fed by one bounded queue.
+struct Pool {
+    queue: Mutex<SyncSender<Job>>,
+}
+
+impl Pool {
+    fn new(workers: usize, capacity: usize) -> Self {
+        let (sender, receiver) = mpsc::sync_channel::<Job>(capacity);
+        let receiver = Arc::new(Mutex::new(receiver));
+        for i in 0..workers {
+            let receiver = receiver.clone();
+            // A worker that cannot start leaves the others; with none, `submit` reports it.
+            let _ = std::thread::Builder::new()
+                .name(format!("dar-argon2-{i}"))
+                .spawn(move || {
+                    loop {
+                        let job = match receiver.lock() {
+                            Ok(queue) => queue.recv(),
+                            Err(_) => return,
+                        };
+                        match job {
+                            // A panic ends the job (its caller sees the dropped answer), not
+                            // the worker.
+                            Ok(job) => {
+                                let _ = std::panic::catch_unwind(std::panic::AssertUnwindSafe(job));
+                            }
+                            Err(_) => return,
+                        }
+                    }
+                });
+        }
+        Self {
+            queue: Mutex::new(sender),
+        }
+    }
+
+    async fn submit<T: Send + 'static>(
+        &self,
+        what: &'static str,
+        work: impl FnOnce() -> T + Send + 'static,
+    ) -> Result<T, AppError> {
+        let (done, result) = tokio::sync::oneshot::channel();
+        let job: Job = Box::new(move || {
+            if !done.is_closed() {
+                let _ = done.send(work());
+            }
+        });
+        let sent = self
+            .queue
+            .lock()
+            .map_err(|_| AppError::internal(what, "the hashing pool is poisoned".to_owned()))?
+            .try_send(job);
+        match sent {
+            Ok(()) => {}
+            Err(TrySendError::Full(_)) => {
+                tracing::warn!(what, "hashing queue full: request refused");
+                return Err(AppError::Overloaded);
+            }
+            Err(TrySendError::Disconnected(_)) => {
+                return Err(AppError::internal(
+                    what,
+                    "the hashing pool has stopped".to_owned(),
+                ));
+            }
+        }
+        result
+            .await
+            .map_err(|_| AppError::internal(what, "the hashing work did not finish".to_owned()))
+    }
+}
+
+/// Runs `work` (argon2id hashing or verification) on the server's hashing pool and waits for
+/// it.
 ///
 /// # Errors
 ///
-/// [`AppError`] (500, `what` in the log) when the pool is gone or the work panicked.
+/// [`AppError::Overloaded`] (503) when the queue is full; [`AppError`] (500, `what` in the
+/// log) when the pool is gone or the work panicked.
 pub(crate) async fn run<T: Send + 'static>(
     what: &'static str,
     work: impl FnOnce() -> T + Send + 'static,
 ) -> Result<T, AppError> {
-    let (done, result) = tokio::sync::oneshot::channel();
-    let job: Job = Box::new(move || {
-        let _ = done.send(work());
-    });
-    POOL.lock()
-        .map_err(|_| AppError::internal(what, "the hashing pool is poisoned".to_owned()))?
-        .send(job)
-        .map_err(|_| AppError::internal(what, "the hashing pool has stopped".to_owned()))?;
-    result
-        .await
-        .map_err(|_| AppError::internal(what, "the hashing work did not finish".to_owned()))
+    POOL.submit(what, work).await
 }
 
 #[cfg(test)]
 mod tests {
+    use std::sync::Barrier;
+
     use super::*;
 
     #[tokio::test]
@@ -88,6 +135,55 @@ mod tests {
         for (i, handle) in (0..32u32).zip(handles) {
             assert_eq!(handle.await.unwrap().unwrap(), i * 2);
         }
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_full_queue_refuses_at_once_with_overloaded_then_drains() {
+        // A pool of its own: one worker, room for one waiting job.
+        let pool = Arc::new(Pool::new(1, 1));
+        let (started, gate) = (Arc::new(Barrier::new(2)), Arc::new(Barrier::new(2)));
+        let busy = {
+            let (pool, started, gate) = (pool.clone(), started.clone(), gate.clone());
+            tokio::spawn(async move {
+                pool.submit("test", move || {
+                    started.wait();
+                    gate.wait();
+                    1
+                })
+                .await
+            })
+        };
+        // The worker holds the first job; the second waits in the queue.
+        tokio::task::spawn_blocking({
+            let started = started.clone();
+            move || started.wait()
+        })
+        .await
+        .unwrap();
+        // The next job waits in the queue; its caller gives up (as a timed-out request does).
+        let ran = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let abandoned = {
+            let ran = ran.clone();
+            pool.submit("test", move || {
+                ran.store(true, std::sync::atomic::Ordering::SeqCst)
+            })
+        };
+        let pending = tokio::time::timeout(std::time::Duration::from_millis(100), abandoned).await;
+        assert!(
+            pending.is_err(),
+            "a queued job answered while the worker is held"
+        );
+        // The queue is full: refused at once.
+        let error = pool.submit("test", || 3).await.unwrap_err();
+        assert!(matches!(error, AppError::Overloaded), "{error:?}");
+        assert_eq!(error.status(), axum::http::StatusCode::SERVICE_UNAVAILABLE);
+        tokio::task::spawn_blocking(move || gate.wait())
+            .await
+            .unwrap();
+        assert_eq!(busy.await.unwrap().unwrap(), 1);
+        // The queue drains (the abandoned job is skipped, not run) and takes work again.
+        assert_eq!(pool.submit("test", || 4).await.unwrap(), 4);
+        assert!(!ran.load(std::sync::atomic::Ordering::SeqCst));
     }
 
     #[tokio::test]
