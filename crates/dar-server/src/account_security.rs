@@ -185,7 +185,7 @@ pub(crate) async fn add_address(
     mails.extend(verification_mail(state, account, address).await?);
     let entry = audit(account.id, "user", "email.added", address, source);
     Ok(store
-        .add_email(account.id, address, now(), &mails, &[entry])
+        .add_email(account.id, address, now(state), &mails, &[entry])
         .await?)
 }
 
@@ -325,7 +325,7 @@ async fn show_security(
 ) -> Result<Response, AppError> {
     let store = store(state)?;
     let policy = policy(state);
-    let now = now();
+    let now = now(state);
     let addresses: Vec<AddressRow> = store
         .emails(user.account)
         .await?
@@ -491,7 +491,7 @@ async fn resend_verification(
         &target.address,
         source,
     );
-    store.record_event(now(), &mails, &[entry]).await?;
+    store.record_event(now(&state), &mails, &[entry]).await?;
     Ok(Redirect::to("/account/security?m=email-sent").into_response())
 }
 
@@ -623,7 +623,11 @@ async fn verify(
         .find(|e| e.address == address);
     let entry = audit(user.account, "user", "email.verified", &address, source);
     let verified = match email {
-        Some(e) => store.mark_email_verified(e.id, now(), &[entry]).await?,
+        Some(e) => {
+            store
+                .mark_email_verified(e.id, now(&state), &[entry])
+                .await?
+        }
         None => false,
     };
     if !verified {
@@ -698,7 +702,7 @@ async fn generate_codes(
         source,
     );
     store
-        .replace_recovery_codes(user.account, &hashes, now(), &mails, &[entry])
+        .replace_recovery_codes(user.account, &hashes, now(&state), &mails, &[entry])
         .await?;
     let mut response = render(
         StatusCode::OK,
@@ -773,7 +777,7 @@ async fn add_contact(
         .await;
     }
     let policy = policy(&state);
-    let now = now();
+    let now = now(&state);
     let usable_from = crate::notify::format_time(
         now.saturating_add(i64::try_from(policy.trusted_contact_cooldown_secs).unwrap_or(i64::MAX)),
     );
@@ -862,7 +866,7 @@ async fn remove_contact(
         source,
     );
     if !store
-        .remove_trusted_contact(user.account, contact, now(), &mails, &[entry])
+        .remove_trusted_contact(user.account, contact, now(&state), &mails, &[entry])
         .await?
     {
         return show_security(
@@ -955,7 +959,7 @@ async fn show_approvals(
 ) -> Result<Response, AppError> {
     let store = store(state)?;
     let policy = policy(state);
-    let now = now();
+    let now = now(state);
     let mut recoveries = Vec::new();
     for trust in store.owners_trusting(user.account).await? {
         let Some(owner) = store.account(trust.owner).await? else {
@@ -1079,7 +1083,7 @@ async fn approve(
         .await;
     }
     let policy = policy(&state);
-    let now = now();
+    let now = now(&state);
     if !policy.trusted_contact_usable(datetime(trust.added_at), datetime(now)) {
         let days = policy.trusted_contact_cooldown_secs / 86_400;
         let message = format!(
@@ -1168,7 +1172,7 @@ pub(crate) async fn hold_new_factor(
     source: Option<IpAddr>,
 ) -> Result<Option<Response>, AppError> {
     let store = store(state)?;
-    let now = now();
+    let now = now(state);
     let age = Duration::seconds(now.saturating_sub(account.created_at));
     let pause = policy(state).factor_enable_pause(age);
     if pause.is_zero() || account.totp_confirmed {
@@ -1344,7 +1348,7 @@ async fn cancel_factor(
         source,
     );
     if !store
-        .cancel_pending_factor_by_hash(&hash_hex(form.c.as_bytes()), now(), &mails, &[entry])
+        .cancel_pending_factor_by_hash(&hash_hex(form.c.as_bytes()), now(&state), &mails, &[entry])
         .await?
     {
         return message(
@@ -1393,7 +1397,7 @@ pub(crate) async fn end_recoveries_on_sign_in(
         source,
     );
     Ok(store
-        .cancel_pending_recoveries(account.id, now(), &mails, &[entry])
+        .cancel_pending_recoveries(account.id, now(state), &mails, &[entry])
         .await?)
 }
 

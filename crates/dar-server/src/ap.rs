@@ -33,7 +33,6 @@ use axum_extra::extract::cookie::SignedCookieJar;
 use dar_account_provider::IssueOptions;
 use dar_discovery::ConfigSource as _;
 use serde::Deserialize;
-use time::OffsetDateTime;
 use utoipa::ToSchema;
 
 use crate::auth::{SignedInUser, park, parked_id, render, take_parked};
@@ -202,7 +201,7 @@ async fn setup(
             &origin,
             options,
             &user.session.id_hex(),
-            OffsetDateTime::now_utc(),
+            state.now(),
             &mut getrandom::SysRng,
         )
         .await?;
@@ -432,12 +431,7 @@ async fn finish_save_return(
         });
     };
     let result = ap
-        .save_token_return(
-            &st,
-            &status,
-            &user.session.id_hex(),
-            OffsetDateTime::now_utc(),
-        )
+        .save_token_return(&st, &status, &user.session.id_hex(), state.now())
         .await?;
     let message = if status == "save-success" {
         "Your recovery provider saved your recovery token."
@@ -508,9 +502,7 @@ async fn recover_return(
     let token = form.countersigned_token.ok_or(AppError::BadRequest {
         message: "the form lacks `countersigned-token`",
     })?;
-    let evidence = ap
-        .accept_countersigned(&token, None, OffsetDateTime::now_utc())
-        .await?;
+    let evidence = ap.accept_countersigned(&token, None, state.now()).await?;
     crate::lockout::park_delegated(&state, &evidence).await
 }
 

@@ -167,7 +167,7 @@ async fn current(parts: &mut Parts, state: &AppState) -> Result<Option<Current>,
     let Some(record) = store.session(&hash).await? else {
         return Ok(None);
     };
-    let now = now();
+    let now = now(state);
     if now - record.last_seen > SESSION_IDLE_SECS || now - record.created_at > SESSION_MAX_SECS {
         store.revoke_session(&hash).await?;
         return Ok(None);
@@ -207,8 +207,9 @@ pub(crate) fn store(state: &AppState) -> Result<&Store, AppError> {
     })
 }
 
-pub(crate) fn now() -> i64 {
-    time::OffsetDateTime::now_utc().unix_timestamp()
+/// The state's clock in Unix seconds, the unit of the account tables.
+pub(crate) fn now(state: &AppState) -> i64 {
+    state.now().unix_timestamp()
 }
 
 /// The key of a session's row: hex SHA-256 of its id, so the table holds no usable ids.
@@ -382,12 +383,12 @@ fn totp_issuer(state: &AppState) -> String {
 }
 
 /// The time step a submitted code matches now, if any.
-fn check_code(totp: &totp_rs::Totp, code: &str) -> Option<i64> {
+fn check_code(totp: &totp_rs::Totp, code: &str, now: i64) -> Option<i64> {
     let code: String = code.chars().filter(|c| !c.is_whitespace()).collect();
     if code.len() != 6 || !code.bytes().all(|b| b.is_ascii_digit()) {
         return None;
     }
-    let now = u64::try_from(now()).ok()?;
+    let now = u64::try_from(now).ok()?;
     totp.check(&code, now)
         .and_then(|step| i64::try_from(step).ok())
 }
@@ -397,13 +398,14 @@ async fn start_session(
     store: &Store,
     jar: SignedCookieJar,
     account: AccountId,
+    now: i64,
 ) -> Result<SignedCookieJar, AppError> {
     if let Some(old) = Session::from_jar(&jar) {
         store.revoke_session(&session_hash(&old)).await?;
     }
     let session = Session::generate()?;
     store
-        .create_session(&session_hash(&session), account, false, now())
+        .create_session(&session_hash(&session), account, false, now)
         .await?;
     Ok(jar.add(session.cookie()))
 }
@@ -418,7 +420,7 @@ pub(crate) async fn park(
 ) -> Result<String, AppError> {
     let session = Session::generate()?;
     let id = session.csrf_token();
-    let now = now();
+    let now = now(state);
     store(state)?
         .park_request(&hash_hex(id.as_bytes()), kind, payload, now, now + secs)
         .await?;
@@ -435,7 +437,7 @@ pub(crate) async fn take_parked(
         return Ok(None);
     }
     Ok(store(state)?
-        .take_parked_request(&hash_hex(id.as_bytes()), kind, now())
+        .take_parked_request(&hash_hex(id.as_bytes()), kind, now(state))
         .await?)
 }
 
@@ -465,7 +467,7 @@ pub(crate) async fn peek_parked(
         return Ok(None);
     }
     Ok(store(state)?
-        .peek_parked_request(&hash_hex(id.as_bytes()), kind, now())
+        .peek_parked_request(&hash_hex(id.as_bytes()), kind, now(state))
         .await?)
 }
 
@@ -639,7 +641,7 @@ async fn sign_up(
         return refuse(StatusCode::BAD_REQUEST, account_security::ADDRESS_INVALID);
     };
     let hash = hash_password(password).await?;
-    let Some(account) = store.create_account(&username, &hash, now()).await? else {
+    let Some(account) = store.create_account(&username, &hash, now(&state)).await? else {
         return refuse(
             StatusCode::CONFLICT,
             "This username cannot be used. Choose another.",
@@ -650,7 +652,7 @@ async fn sign_up(
     if let Some(created) = store.account(account).await? {
         account_security::add_address(&state, &created, &email, source).await?;
     }
-    let jar = start_session(store, jar, account).await?;
+    let jar = start_session(store, jar, account, now(&state)).await?;
     Ok((jar, Redirect::to("/account/totp")).into_response())
 }
 
@@ -717,7 +719,7 @@ async fn sign_in(
         return render(StatusCode::UNAUTHORIZED, &page);
     };
     let account = store.account(account).await?.ok_or(AppError::NotFound)?;
-    let jar = start_session(store, jar, account.id).await?;
+    let jar = start_session(store, jar, account.id, now(&state)).await?;
     let to = if account.totp_confirmed {
         with_next("/signin/totp", &next)
     } else {
@@ -808,7 +810,7 @@ async fn totp_submit(
         return refuse(StatusCode::TOO_MANY_REQUESTS, CODE_STOPPED);
     }
     let totp = totp(secret, &account.username, &totp_issuer(&state))?;
-    let accepted = match check_code(&totp, &form.code) {
+    let accepted = match check_code(&totp, &form.code, now(&state)) {
         Some(step) => store.accept_totp_step(account.id, step).await?,
         None => false,
     };
@@ -821,7 +823,7 @@ async fn totp_submit(
         return refuse(StatusCode::UNAUTHORIZED, CODE_FAILED);
     }
     store
-        .set_second_factor_ok(&session_hash(&user.session), now())
+        .set_second_factor_ok(&session_hash(&user.session), now(&state))
         .await?;
     account_security::end_recoveries_on_sign_in(&state, account, source).await?;
     Ok(Redirect::to(&next).into_response())
@@ -924,7 +926,7 @@ async fn enrol_submit(
         return Ok(Redirect::to(&with_next("/account/totp", &next)).into_response());
     };
     let totp = totp(secret, &account.username, &totp_issuer(&state))?;
-    let accepted = match check_code(&totp, &form.code) {
+    let accepted = match check_code(&totp, &form.code, now(&state)) {
         Some(step) => {
             // An old account's new factor waits, so a stolen password cannot lock the owner
             // out: held, it is not confirmed here.
@@ -952,7 +954,7 @@ async fn enrol_submit(
         return render(StatusCode::UNAUTHORIZED, &page);
     }
     store
-        .set_second_factor_ok(&session_hash(&user.session), now())
+        .set_second_factor_ok(&session_hash(&user.session), now(&state))
         .await?;
     Ok(Redirect::to(&next).into_response())
 }

@@ -87,12 +87,37 @@ impl DemoError {
     }
 }
 
-/// A port the operating system assigned on loopback (bound, read, released).
+/// A loopback port that was free a moment ago, for a deployment about to start on it.
+///
+/// The port is released before the server binds it, so something else could take it in
+/// between. Ports the kernel hands out itself (`bind` to port 0, and the source ports of
+/// outgoing connections) come from its ephemeral range, which a busy process (tests, the
+/// demo's own browser) draws from constantly; so ports are taken below that range, from
+/// [`FIRST_PORT`] up, in turn within this process (from an offset that differs between
+/// processes), each checked by binding it. Only when there is no room below the ephemeral
+/// range does the kernel choose.
 ///
 /// # Errors
 ///
 /// [`DemoError::Io`] when no port can be bound.
 pub fn free_port() -> Result<u16, DemoError> {
+    static NEXT: std::sync::LazyLock<std::sync::atomic::AtomicU32> =
+        std::sync::LazyLock::new(|| {
+            std::sync::atomic::AtomicU32::new(std::process::id().wrapping_mul(7_919))
+        });
+    let ephemeral_start = ephemeral_start();
+    let span = u32::from(ephemeral_start.saturating_sub(FIRST_PORT));
+    if span >= 1_024 {
+        for _ in 0..span {
+            let offset = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed) % span;
+            let Ok(port) = u16::try_from(u32::from(FIRST_PORT) + offset) else {
+                continue;
+            };
+            if std::net::TcpListener::bind(("127.0.0.1", port)).is_ok() {
+                return Ok(port);
+            }
+        }
+    }
     let listener = std::net::TcpListener::bind("127.0.0.1:0")
         .map_err(DemoError::io("cannot bind a loopback port"))?;
     let addr = listener
@@ -100,6 +125,18 @@ pub fn free_port() -> Result<u16, DemoError> {
         .map_err(DemoError::io("cannot read a loopback port"))?;
     Ok(addr.port())
 }
+
+/// The first port of the kernel's ephemeral range (Linux; elsewhere, or unreadable, the IANA
+/// range's 49152 would be right but Linux's default 32768 is the safer guess).
+fn ephemeral_start() -> u16 {
+    std::fs::read_to_string("/proc/sys/net/ipv4/ip_local_port_range")
+        .ok()
+        .and_then(|range| range.split_whitespace().next()?.parse::<u16>().ok())
+        .unwrap_or(32_768)
+}
+
+/// The lowest port [`free_port`] hands out: above the registered services most machines run.
+pub const FIRST_PORT: u16 = 10_000;
 
 /// Which role a deployment plays.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -483,7 +520,7 @@ impl Demo {
     /// [`DemoError::Unexpected`] when the outbox cannot be read or updated.
     pub async fn deliver_outbox(&self) -> Result<DeliveryReport, DemoError> {
         self.worker
-            .run_once(OffsetDateTime::now_utc())
+            .run_once(self.rp.state.now())
             .await
             .map_err(|e| DemoError::unexpected(format!("the outbox worker failed: {e}")))
     }
@@ -495,6 +532,7 @@ impl Demo {
         shutdown: watch::Receiver<bool>,
     ) -> JoinHandle<()> {
         let worker = Arc::clone(&self.worker);
+        let clock = self.rp.state.clock();
         tokio::spawn(async move {
             let mut shutdown = shutdown;
             let mut ticker = tokio::time::interval(interval);
@@ -505,7 +543,7 @@ impl Demo {
                         if changed.is_err() || *shutdown.borrow() { break; }
                     }
                     _ = ticker.tick() => {
-                        if let Err(e) = worker.run_once(OffsetDateTime::now_utc()).await {
+                        if let Err(e) = worker.run_once(clock.now()).await {
                             tracing::warn!(error = %e, "outbox run failed");
                         }
                     }
@@ -534,7 +572,12 @@ impl Demo {
         interval: Duration,
         shutdown: watch::Receiver<bool>,
     ) -> JoinHandle<()> {
-        crate::lockout::worker::spawn(self.lockout.clone(), interval, shutdown)
+        crate::lockout::worker::spawn(
+            self.lockout.clone(),
+            self.ap.state.clock(),
+            interval,
+            shutdown,
+        )
     }
 
     /// The newest `.eml` message in the mail directory addressed to `to` whose text holds
@@ -941,5 +984,24 @@ impl Browser {
             .await?
             .expect(StatusCode::OK, "the account page")?;
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn free_ports_are_distinct_bindable_and_below_the_ephemeral_range() {
+        let ephemeral_start = ephemeral_start();
+        let ports: Vec<u16> = (0..64).map(|_| free_port().unwrap()).collect();
+        let distinct: std::collections::HashSet<_> = ports.iter().collect();
+        assert_eq!(distinct.len(), ports.len(), "{ports:?}");
+        for port in ports {
+            if ephemeral_start >= FIRST_PORT + 1_024 {
+                assert!((FIRST_PORT..ephemeral_start).contains(&port), "{port}");
+            }
+            std::net::TcpListener::bind(("127.0.0.1", port)).unwrap();
+        }
     }
 }

@@ -37,9 +37,13 @@
 //! - [`demo`]: both roles side by side on loopback and a scripted browser, for `dar demo` and
 //!   the end-to-end tests.
 //!
-//! Not yet here: the account provider's lockout-recovery policy (its recover-account-return
-//! page shows the evidence and unlocks nothing), token binding, and re-authentication before
-//! a recovery beyond the signed-in session's two factors.
+//! - [`clock`]: the wall clock every handler and worker reads through
+//!   [`AppState::now`], injectable for tests ([`AppState::with_clock`]).
+//! - [`lockout`]: the account provider's lockout recovery: the evidence a locked-out user
+//!   gathers, the policy's decision, timed unlocks and their worker.
+//!
+//! Not here: token binding (§3.5 step 8 is always unbound), and re-authentication at the
+//! recovery provider before a countersignature beyond the signed-in session's two factors.
 //!
 //! ```no_run
 //! # async fn run() -> Result<(), dar_server::ServerError> {
@@ -65,6 +69,7 @@
 mod account_security;
 pub mod ap;
 pub mod auth;
+pub mod clock;
 pub mod config;
 pub mod demo;
 pub mod error;

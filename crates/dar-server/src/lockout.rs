@@ -276,7 +276,7 @@ async fn open_for(
         .start_recovery(
             account,
             &sha256_hex(&handle),
-            now(),
+            now(state),
             source.map(|ip| ip.to_string()).as_deref(),
             &mails,
             &[audit(account, "user", "recovery.started", "", source)],
@@ -286,7 +286,7 @@ async fn open_for(
 }
 
 async fn add(
-    store: &Store,
+    state: &AppState,
     recovery: &LockoutRecovery,
     kind: EvidenceKind,
     reference: String,
@@ -295,7 +295,7 @@ async fn add(
 ) -> Result<bool, AppError> {
     let event = format!("evidence.{}", kind.as_str());
     let note = format!("recovery {} {reference}", recovery.id.0);
-    Ok(store
+    Ok(store(state)?
         .add_evidence(
             recovery.id,
             &NewEvidence {
@@ -303,7 +303,7 @@ async fn add(
                 reference,
                 detail,
             },
-            now(),
+            now(state),
             &[audit(recovery.account, "user", &event, note, source)],
         )
         .await?)
@@ -396,7 +396,7 @@ async fn continue_delegated(
     let detail = serde_json::to_string(&parked.detail)
         .map_err(|e| AppError::internal("evidence detail", e.to_string()))?;
     add(
-        store,
+        &state,
         &recovery,
         EvidenceKind::Delegated,
         parked.token_id,
@@ -443,7 +443,7 @@ async fn start(
     };
     let (jar, recovery) = open_for(&state, jar, account, source).await?;
     add(
-        store(&state)?,
+        &state,
         &recovery,
         EvidenceKind::Password,
         String::new(),
@@ -548,7 +548,7 @@ async fn show(
     let store = store(state)?;
     let (jar, session) = crate::security::ensure_session(jar)?;
     let rows = store.evidence(recovery.id).await?;
-    let decision = dar_account_provider::decide(policy(state)?, &evidence_set(&rows, now()));
+    let decision = dar_account_provider::decide(policy(state)?, &evidence_set(&rows, now(state)));
     let (mut decision_line, mut finish_label) = decision_text(&decision);
     let next_steps = match &decision {
         Decision::Refused { next_steps } => next_steps
@@ -680,7 +680,6 @@ async fn add_password(
     CsrfForm { form, .. }: CsrfForm<SecretForm>,
 ) -> Result<Response, AppError> {
     let recovery = collecting(&state, &jar).await?;
-    let store = store(&state)?;
     let password = Zeroizing::new(form.value);
     let ok = crate::auth::check_account_password(&state, recovery.account, password).await?;
     if !ok {
@@ -695,7 +694,7 @@ async fn add_password(
         .await;
     }
     add(
-        store,
+        &state,
         &recovery,
         EvidenceKind::Password,
         String::new(),
@@ -774,7 +773,7 @@ async fn add_recovery_code(
         .use_recovery_code(
             recovery.account,
             id,
-            now(),
+            now(&state),
             &[],
             &[audit(
                 recovery.account,
@@ -789,7 +788,7 @@ async fn add_recovery_code(
         return wrong().await;
     }
     add(
-        store,
+        &state,
         &recovery,
         EvidenceKind::RecoveryCode,
         id.0.to_string(),
@@ -841,7 +840,7 @@ async fn send_email_code(
 ) -> Result<Response, AppError> {
     let recovery = collecting(&state, &jar).await?;
     let store = store(&state)?;
-    let now = now();
+    let now = now(&state);
     let Some(address) = store
         .emails(recovery.account)
         .await?
@@ -941,12 +940,17 @@ async fn check_email_code(
         .unwrap_or_else(|_| "-".to_owned());
     let hash = codes::email_code_hash(&recovery.id.0.to_string(), &normalized);
     let check = store
-        .check_email_code(recovery.id, &hash, now(), codes::EMAIL_CODE_MAX_ATTEMPTS)
+        .check_email_code(
+            recovery.id,
+            &hash,
+            now(&state),
+            codes::EMAIL_CODE_MAX_ATTEMPTS,
+        )
         .await?;
     let refusal = match check {
         C::Accepted { code, .. } => {
             add(
-                store,
+                &state,
                 &recovery,
                 EvidenceKind::EmailCode,
                 code.0.to_string(),
@@ -1011,7 +1015,7 @@ async fn finish(
 ) -> Result<Response, AppError> {
     let recovery = collecting(&state, &jar).await?;
     let store = store(&state)?;
-    let now = now();
+    let now = now(&state);
     let rows = store.evidence(recovery.id).await?;
     let decision = dar_account_provider::decide(policy(&state)?, &evidence_set(&rows, now));
     let outcome = apply(&state, &recovery, &decision, now, source).await?;
@@ -1284,7 +1288,7 @@ async fn cancel(
             store
                 .cancel_recovery_by_hash(
                     &hash,
-                    now(),
+                    now(&state),
                     &mails,
                     &[audit(
                         recovery.account,

@@ -92,6 +92,8 @@ use tokio::sync::watch;
 use tokio::task::JoinHandle;
 use tracing::{debug, info, warn};
 
+use crate::clock::Clock;
+
 /// How far away a parked row's next attempt is set: far enough that `pending_outbox` never
 /// returns it again by itself (about 100 years).
 pub const PARKED_FOR: time::Duration = time::Duration::days(36_525);
@@ -1084,11 +1086,12 @@ pub fn worker_from_config(
     Ok(Some((worker, settings.interval)))
 }
 
-/// Runs `worker` every `interval` (the first run at once) until `shutdown` holds `true` or its
+/// Runs `worker` every `interval` (the first run at once, each at `clock`'s time) until `shutdown` holds `true` or its
 /// sender is dropped, for `dar serve`. A store fault is logged and the loop goes on; a run
 /// still in progress at shutdown is abandoned, which at-least-once delivery tolerates.
 pub fn spawn<S>(
     worker: OutboxWorker<S>,
+    clock: Arc<dyn Clock>,
     interval: Duration,
     mut shutdown: watch::Receiver<bool>,
 ) -> JoinHandle<()>
@@ -1116,7 +1119,7 @@ where
                     if changed.is_err() { break; }
                     continue;
                 }
-                result = worker.run_once(OffsetDateTime::now_utc()) => match result {
+                result = worker.run_once(clock.now()) => match result {
                     Ok(report) if !report.is_empty() => debug!(
                         delivered = report.delivered,
                         retrying = report.retrying,

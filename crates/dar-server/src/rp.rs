@@ -353,7 +353,7 @@ async fn confirm_page(
         .await?
         .ok_or(AppError::NotFound)?;
     let form = parked_form(&payload)?;
-    let (user_id, now) = (user_id(&user), OffsetDateTime::now_utc());
+    let (user_id, now) = (user_id(&user), state.now());
     match preview(rp, &user_id, &form, now).await {
         // An account provider this deployment does not accept tokens from: declined.
         Ok(SaveOutcome::ConfirmationRequired(preview))
@@ -424,7 +424,7 @@ async fn confirm(
         .await?
         .ok_or(AppError::NotFound)?;
     let save_form = parked_form(&payload)?;
-    let (user_id, now) = (user_id(&user), OffsetDateTime::now_utc());
+    let (user_id, now) = (user_id(&user), state.now());
     let confirmed = SaveOptions {
         binding: None,
         confirmed: true,
@@ -502,13 +502,8 @@ async fn delete_token(
     let rp = service(&state)?;
     let issuer = parse_origin(&state, &form.issuer)?;
     let token_id = parse_token_id(&form.token_id)?;
-    rp.delete(
-        &user_id(&user),
-        &issuer,
-        token_id,
-        OffsetDateTime::now_utc(),
-    )
-    .await?;
+    rp.delete(&user_id(&user), &issuer, token_id, state.now())
+        .await?;
     Ok(Redirect::to("/rp/tokens").into_response())
 }
 
@@ -665,7 +660,7 @@ async fn recover(
         .recover(
             &user_id(&user),
             &request,
-            OffsetDateTime::now_utc(),
+            state.now(),
             &mut getrandom::SysRng,
         )
         .await?;

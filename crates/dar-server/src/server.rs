@@ -312,7 +312,7 @@ pub async fn serve(config: Config) -> Result<(), ServerError> {
             interval_secs = interval.as_secs(),
             "outbox worker started (status callbacks, notifications)"
         );
-        crate::outbox::spawn(worker, interval, outbox_shutdown)
+        crate::outbox::spawn(worker, state.clock(), interval, outbox_shutdown)
     });
     tracing::info!(
         https = %running.https_addr(),
@@ -332,7 +332,7 @@ pub async fn serve(config: Config) -> Result<(), ServerError> {
                 interval_secs = interval.as_secs(),
                 "lockout worker started (timed unlocks, mail)"
             );
-            crate::lockout::worker::spawn(worker, interval, lockout_shutdown)
+            crate::lockout::worker::spawn(worker, state.clock(), interval, lockout_shutdown)
         });
     let failure = tokio::select! {
         () = shutdown_signal() => None,

@@ -25,8 +25,10 @@ use dar_core::{
     AccountProviderConfig, Configuration, EndpointUrl, Origin, RecoveryProviderConfig, Sealer,
     SealingKey, SigningKey, TOKEN_STATUS_PATH, VerifyingKeys,
 };
+use time::OffsetDateTime;
 use zeroize::Zeroizing;
 
+use crate::clock::{Clock, SystemClock};
 use crate::config::{
     AccountProviderSettings, Config, ConfigError, Limits, RecoveryProviderSettings,
 };
@@ -85,6 +87,7 @@ pub struct Roles {
 #[derive(Clone)]
 pub struct AppState {
     inner: Arc<Inner>,
+    clock: Arc<dyn Clock>,
 }
 
 struct Inner {
@@ -111,6 +114,7 @@ impl std::fmt::Debug for AppState {
         f.debug_struct("AppState")
             .field("public_origin", &self.inner.public_origin)
             .field("roles", &self.inner.roles)
+            .field("clock", &self.clock)
             .finish_non_exhaustive()
     }
 }
@@ -385,7 +389,37 @@ impl AppState {
                 csp: security::content_security_policy(false, &[], dev),
                 csp_framable: security::content_security_policy(true, &frame_ancestors, dev),
             }),
+            clock: Arc::new(SystemClock),
         })
+    }
+
+    /// The same state reading time from `clock` (the system's clock until then): every
+    /// handler's notion of "now" comes from it.
+    ///
+    /// ```no_run
+    /// # fn run(state: dar_server::AppState) {
+    /// use std::sync::Arc;
+    /// use dar_server::clock::ManualClock;
+    ///
+    /// let clock = Arc::new(ManualClock::new(time::OffsetDateTime::UNIX_EPOCH));
+    /// let state = state.with_clock(clock.clone());
+    /// clock.advance(time::Duration::hours(72));
+    /// assert_eq!(state.now(), time::OffsetDateTime::UNIX_EPOCH + time::Duration::hours(72));
+    /// # }
+    /// ```
+    #[must_use]
+    pub fn with_clock(self, clock: Arc<dyn Clock>) -> Self {
+        Self { clock, ..self }
+    }
+
+    /// The current time, from the state's clock.
+    pub fn now(&self) -> OffsetDateTime {
+        self.clock.now()
+    }
+
+    /// The state's clock, for the workers that run beside the handlers.
+    pub fn clock(&self) -> Arc<dyn Clock> {
+        Arc::clone(&self.clock)
     }
 
     /// The public origin: the base of every link and redirect.

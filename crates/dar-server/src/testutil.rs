@@ -120,3 +120,9 @@ pub(crate) fn temp_dir(name: &str) -> PathBuf {
 pub(crate) fn get(uri: &str) -> Request<Body> {
     Request::get(uri).body(Body::empty()).unwrap()
 }
+
+/// The system clock in Unix seconds: the time of the states these tests build, which keep the
+/// default [`SystemClock`](crate::clock::SystemClock).
+pub(crate) fn unix_now() -> i64 {
+    time::OffsetDateTime::now_utc().unix_timestamp()
+}

@@ -18,7 +18,6 @@ use axum::routing::get;
 use dar_account_provider::TokenStatusForm;
 use dar_core::{CONFIGURATION_PATH, TOKEN_STATUS_PATH};
 use serde::Deserialize;
-use time::OffsetDateTime;
 use tower_http::limit::RequestBodyLimitLayer;
 use utoipa::ToSchema;
 
@@ -176,8 +175,7 @@ async fn token_status(
         status,
         countersigned_id: fields.countersigned_id.as_deref(),
     };
-    ap.token_status(&form, peer.ip(), OffsetDateTime::now_utc())
-        .await?;
+    ap.token_status(&form, peer.ip(), state.now()).await?;
     Ok(StatusCode::OK)
 }
 

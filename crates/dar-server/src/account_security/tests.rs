@@ -3,8 +3,8 @@ use dar_account_provider::lockout::codes::verify_recovery_code;
 use dar_store::{AccountId, EvidenceKind, MailRecord, PendingFactorState, RecoveryState, Store};
 
 use super::normalize_email;
-use crate::auth::now;
 use crate::auth::tests::{Browser, PASSWORD, between, code_at, code_at_time};
+use crate::testutil::unix_now;
 
 const DAY: i64 = 24 * 60 * 60;
 
@@ -26,7 +26,10 @@ pub(crate) async fn id_of(store: &Store, username: &str) -> AccountId {
 /// Marks every address of the account verified, directly in the store.
 pub(crate) async fn verify_all(store: &Store, account: AccountId) {
     for e in store.emails(account).await.unwrap() {
-        store.mark_email_verified(e.id, now(), &[]).await.unwrap();
+        store
+            .mark_email_verified(e.id, unix_now(), &[])
+            .await
+            .unwrap();
     }
 }
 
@@ -388,7 +391,7 @@ async fn an_approval_needs_the_cooldown_and_counts_once() {
         .await;
     assert_eq!(page.status, StatusCode::SEE_OTHER);
     let recovery = store
-        .start_recovery(ida, "handle-hash-ida", now(), None, &[], &[])
+        .start_recovery(ida, "handle-hash-ida", unix_now(), None, &[], &[])
         .await
         .unwrap();
     let rid = recovery.id.0.to_string();
@@ -432,11 +435,11 @@ async fn an_approval_needs_the_cooldown_and_counts_once() {
 
     // Named eight days ago: usable.
     store
-        .remove_trusted_contact(ida, jon, now(), &[], &[])
+        .remove_trusted_contact(ida, jon, unix_now(), &[], &[])
         .await
         .unwrap();
     store
-        .add_trusted_contact(ida, jon, now() - 8 * DAY, &[], &[])
+        .add_trusted_contact(ida, jon, unix_now() - 8 * DAY, &[], &[])
         .await
         .unwrap();
     let page = contact.get("/account/approvals").await;
@@ -490,12 +493,12 @@ async fn a_new_factor_on_an_old_account_is_held_and_the_cancel_link_works_once()
         .unwrap()
         .to_string();
     let lea = store
-        .create_account("lea", &hash, now() - 40 * DAY)
+        .create_account("lea", &hash, unix_now() - 40 * DAY)
         .await
         .unwrap()
         .unwrap();
     store
-        .add_email(lea, "lea@example.test", now(), &[], &[])
+        .add_email(lea, "lea@example.test", unix_now(), &[], &[])
         .await
         .unwrap();
     verify_all(&store, lea).await;
@@ -505,7 +508,7 @@ async fn a_new_factor_on_an_old_account_is_held_and_the_cancel_link_works_once()
     let page = browser.get("/account/totp").await;
     assert_eq!(page.status, StatusCode::OK);
     let secret = between(&page.body, "<dt>Secret</dt><dd><code>", "</code>");
-    let code = code_at_time(&secret, now());
+    let code = code_at_time(&secret, unix_now());
     let page = browser
         .post(
             "/account/totp",
@@ -594,7 +597,7 @@ async fn signing_in_with_the_second_factor_cancels_a_pending_recovery() {
     let ned = id_of(&store, "ned").await;
     verify_all(&store, ned).await;
     let recovery = store
-        .start_recovery(ned, "handle-hash-ned", now(), None, &[], &[])
+        .start_recovery(ned, "handle-hash-ned", unix_now(), None, &[], &[])
         .await
         .unwrap();
     let before = mails(&store).await.len();

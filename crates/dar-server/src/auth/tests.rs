@@ -1,4 +1,5 @@
 use std::collections::HashMap;
+use std::sync::Arc;
 
 use axum::Router;
 use axum::body::Body;
@@ -8,6 +9,7 @@ use dar_store::{Factor, Store};
 use zeroize::Zeroizing;
 
 use super::{DUMMY_HASH, MAX_FAILURES, safe_next};
+use crate::clock::{Clock, ManualClock, SystemClock};
 use crate::testutil::{config, roles, send};
 use crate::{AppState, app_with};
 
@@ -17,6 +19,8 @@ pub(crate) struct Browser {
     cookies: HashMap<String, String>,
     /// When the last TOTP enrolment's code was computed (unix seconds).
     enrolled_at: i64,
+    /// The deployment's clock, for the codes this browser's user types.
+    clock: Arc<dyn Clock>,
 }
 
 pub(crate) struct Page {
@@ -56,6 +60,11 @@ impl Browser {
 
     /// A browser, its store, and the deployment's state (for workers).
     pub(crate) async fn with_state() -> (Self, Store, AppState) {
+        Self::with_clock(Arc::new(SystemClock)).await
+    }
+
+    /// As [`Browser::with_state`], the deployment reading time from `clock`.
+    pub(crate) async fn with_clock(clock: Arc<dyn Clock>) -> (Self, Store, AppState) {
         let config = config();
         let store = Store::in_memory().await.unwrap();
         let state = AppState::with_store(
@@ -64,13 +73,15 @@ impl Browser {
             axum_extra::extract::cookie::Key::from(&[3; 64]),
             store.clone(),
         )
-        .unwrap();
+        .unwrap()
+        .with_clock(clock.clone());
         let app = app_with(state.clone(), crate::pages(&state));
         (
             Self {
                 app,
                 cookies: HashMap::new(),
                 enrolled_at: 0,
+                clock,
             },
             store,
             state,
@@ -82,7 +93,13 @@ impl Browser {
             app: self.app.clone(),
             cookies: HashMap::new(),
             enrolled_at: 0,
+            clock: self.clock.clone(),
         }
+    }
+
+    /// The deployment's time in Unix seconds.
+    pub(crate) fn now(&self) -> i64 {
+        self.clock.now().unix_timestamp()
     }
 
     pub(crate) async fn send(&mut self, mut request: Request<Body>) -> Page {
@@ -163,7 +180,7 @@ impl Browser {
         let secret = between(&page.body, "<dt>Secret</dt><dd><code>", "</code>");
         // Remembered, so that a replay of this code is computed for the same step even across
         // a step boundary.
-        self.enrolled_at = super::now();
+        self.enrolled_at = self.now();
         let code = code_at_time(&secret, self.enrolled_at);
         let page = self
             .post(
@@ -197,7 +214,7 @@ impl Browser {
 
 /// The code of the step `offset` steps from now.
 pub(crate) fn code_at(secret: &str, offset: i64) -> String {
-    code_at_time(secret, super::now() + offset * 30)
+    code_at_time(secret, crate::testutil::unix_now() + offset * 30)
 }
 
 /// The code for unix time `t`.
@@ -332,6 +349,43 @@ async fn totp_method_stops_after_too_many_failures() {
     assert_eq!(page.status, StatusCode::TOO_MANY_REQUESTS);
     assert!(page.body.contains("Use account recovery"));
     assert_eq!(other.get("/account").await.status, StatusCode::SEE_OTHER);
+}
+
+#[tokio::test]
+async fn second_factor_codes_are_checked_at_the_deployments_clock() {
+    // The deployment runs ten years ahead of the machine: the codes it takes are those of its
+    // own clock, never the machine's.
+    let ahead = time::OffsetDateTime::now_utc() + time::Duration::days(3_650);
+    let clock = Arc::new(ManualClock::new(ahead));
+    let (mut browser, _store, state) = Browser::with_clock(clock.clone()).await;
+    assert_eq!(state.now(), ahead);
+    let secret = browser.sign_up("dora", PASSWORD).await;
+    let mut other = browser.other();
+    assert_eq!(
+        other.password("dora", PASSWORD).await.status,
+        StatusCode::SEE_OTHER
+    );
+    let csrf = other.get("/signin/totp").await.csrf();
+    let machine_code = code_at(&secret, 1);
+    let page = other
+        .post(
+            "/signin/totp",
+            &[("csrf_token", &csrf), ("code", &machine_code)],
+        )
+        .await;
+    assert_eq!(page.status, StatusCode::UNAUTHORIZED, "{}", page.body);
+    assert!(page.body.contains("That code is not correct"));
+    // Two steps later on the deployment's clock, that step's code signs in.
+    clock.advance(time::Duration::seconds(60));
+    let code = code_at_time(&secret, other.now());
+    let page = other
+        .post(
+            "/signin/totp",
+            &[("csrf_token", &csrf), ("code", &code), ("next", "/account")],
+        )
+        .await;
+    assert_eq!(page.status, StatusCode::SEE_OTHER, "{}", page.body);
+    assert_eq!(page.location.as_deref(), Some("/account"));
 }
 
 #[tokio::test]

@@ -58,7 +58,7 @@ async fn password_alone_is_refused_and_a_recovery_code_then_unlocks_at_once() {
     let set = codes::generate_recovery_codes(&mut getrandom::SysRng).unwrap();
     let hashes = set.hashes(&mut getrandom::SysRng).unwrap();
     store
-        .replace_recovery_codes(alice, &hashes, crate::auth::now(), &[], &[])
+        .replace_recovery_codes(alice, &hashes, crate::testutil::unix_now(), &[], &[])
         .await
         .unwrap();
     let code = set.iter().next().unwrap().as_str().to_owned();
@@ -192,7 +192,7 @@ async fn collecting(store: &Store, account: AccountId) -> LockoutRecovery {
         .start_recovery(
             account,
             &"ab".repeat(32),
-            crate::auth::now(),
+            crate::testutil::unix_now(),
             None,
             &[],
             &[],
@@ -216,7 +216,7 @@ fn at(unix: i64) -> OffsetDateTime {
 async fn a_timed_unlock_notifies_on_schedule_survives_a_restart_and_completes() {
     let (mut owner, store, state, alice) = alice().await;
     let recovery = collecting(&store, alice).await;
-    let t0 = crate::auth::now();
+    let t0 = crate::testutil::unix_now();
     let changed = apply(&state, &recovery, &timed(&state), t0, Some(PEER.ip()))
         .await
         .unwrap();
@@ -283,7 +283,7 @@ async fn a_timed_unlock_notifies_on_schedule_survives_a_restart_and_completes() 
 async fn the_cancel_link_cancels_once_and_stops_the_unlock() {
     let (mut owner, store, state, alice) = alice().await;
     let recovery = collecting(&store, alice).await;
-    let t0 = crate::auth::now();
+    let t0 = crate::testutil::unix_now();
     apply(&state, &recovery, &timed(&state), t0, Some(PEER.ip()))
         .await
         .unwrap();

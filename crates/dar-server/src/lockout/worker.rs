@@ -18,6 +18,7 @@
 //! # Ok(()) }
 //! ```
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use dar_account_provider::LockoutPolicy;
@@ -30,6 +31,7 @@ use tokio::task::JoinHandle;
 use zeroize::Zeroizing;
 
 use super::{cancel_link, link_key};
+use crate::clock::Clock;
 use crate::error::AppError;
 use crate::mail::{MailError, Mailer, OutgoingMail, SmtpSettings};
 use crate::notify::{audit, to_all, verified_addresses};
@@ -361,16 +363,17 @@ pub fn from_config(
     Ok(Some((worker, ap.mail.interval)))
 }
 
-/// Runs `worker` every `interval` until `shutdown` turns true; a failed pass is logged and the
+/// Runs `worker` every `interval`, at `clock`'s time, until `shutdown` turns true; a failed pass is logged and the
 /// next one tries again.
 pub fn spawn(
     worker: LockoutWorker,
+    clock: Arc<dyn Clock>,
     interval: Duration,
     mut shutdown: watch::Receiver<bool>,
 ) -> JoinHandle<()> {
     tokio::spawn(async move {
         loop {
-            match worker.run_once(OffsetDateTime::now_utc()).await {
+            match worker.run_once(clock.now()).await {
                 Ok(report) if report != LockoutReport::default() => {
                     tracing::info!(?report, "lockout worker pass");
                 }

@@ -549,7 +549,8 @@ async fn spawned_worker_stops_on_shutdown() {
     let dir = temp_dir("outbox-spawn");
     let worker = worker(store, EmlFileNotifier::new(&dir, mail()));
     let (stop, shutdown) = watch::channel(false);
-    let task = spawn(worker, Duration::from_millis(20), shutdown);
+    let clock = std::sync::Arc::new(crate::clock::ManualClock::new(NOW));
+    let task = spawn(worker, clock, Duration::from_millis(20), shutdown);
     let path = dir.join(format!("outbox-{}.eml", id.0));
     for _ in 0..200 {
         if path.exists() {
@@ -570,7 +571,8 @@ async fn spawned_worker_stops_when_the_sender_is_dropped() {
     let dir = temp_dir("outbox-spawn-drop");
     let worker = worker(MemoryStore::new(), EmlFileNotifier::new(&dir, mail()));
     let (stop, shutdown) = watch::channel(false);
-    let task = spawn(worker, Duration::from_secs(3600), shutdown);
+    let clock = std::sync::Arc::new(crate::clock::ManualClock::new(NOW));
+    let task = spawn(worker, clock, Duration::from_secs(3600), shutdown);
     drop(stop);
     tokio::time::timeout(Duration::from_secs(5), task)
         .await

@@ -77,7 +77,6 @@ use axum::routing::{get, post};
 use dar_core::Origin;
 use dar_recovery_provider::{SaveForm, SaveOptions, SaveOutcome};
 use serde::{Deserialize, Serialize};
-use time::OffsetDateTime;
 use utoipa::ToSchema;
 
 use super::{parse_origin, preview, save_token_body_limit, service, user_id};
@@ -303,7 +302,7 @@ async fn api_save(
     save_form.nickname_hint = form.nickname_hint;
     save_form.obsoletes = form.obsoletes;
     save_form.state = form.state;
-    let (user_id, now) = (user_id(&user), OffsetDateTime::now_utc());
+    let (user_id, now) = (user_id(&user), state.now());
     // Condition 2 needs the issuer the role verified: run its checks without storing first.
     let outcome = match preview(rp, &user_id, &save_form, now).await? {
         SaveOutcome::ConfirmationRequired(preview) if preview.issuer != origin => {
