@@ -55,9 +55,10 @@ use process::{Memory, Server};
 use stats::{Outcome, Samples, millis};
 use wire::Target;
 
-/// The limits of the load deployments: the defaults, but no per-client rate limit to speak
-/// of, since every request comes from 127.0.0.1.
-const LOAD_LIMITS: &str = "\n[limits]\nrequests_per_second = 1000000\nburst = 1000000\n";
+/// The limits of the load deployments: the defaults, but no per-client rate limit or
+/// connection cap to speak of, since every request comes from 127.0.0.1.
+const LOAD_LIMITS: &str = "\n[limits]\nrequests_per_second = 1000000\nburst = 1000000\n\
+                           connections_per_address = 1000000\n";
 /// The account the minted tokens belong to (the account provider does not check that it has
 /// a web account for a token it issued; the lockout recovery it parks names it).
 const ACCOUNT: &str = "1";

@@ -247,6 +247,10 @@ pub struct Limits {
     /// (HTTP/1.1) between requests on a kept-alive connection. Slow or silent clients are
     /// closed after it, so they cannot hold connections open.
     pub client_timeout: Duration,
+    /// `connections_per_address`: how many connections one client (an IPv4 address, an IPv6
+    /// /64) may hold open at once (default 256); more are closed as they are accepted. Trusted
+    /// proxies are not counted.
+    pub connections_per_address: usize,
     /// `requests_per_second`: the sustained per-client rate (default 20).
     pub requests_per_second: u32,
     /// `burst`: how many requests a client may send at once (default 60).
@@ -262,6 +266,7 @@ impl Default for Limits {
             body_limit_bytes: 64 * 1024,
             request_timeout: Duration::from_secs(15),
             client_timeout: Duration::from_secs(10),
+            connections_per_address: 256,
             requests_per_second: 20,
             burst: 60,
             trusted_proxies: Vec::new(),
@@ -474,6 +479,7 @@ struct RawLimits {
     body_limit_bytes: Option<u64>,
     request_timeout_secs: Option<u64>,
     client_timeout_secs: Option<u64>,
+    connections_per_address: Option<u32>,
     requests_per_second: Option<u32>,
     burst: Option<u32>,
     #[serde(default)]
@@ -1190,6 +1196,16 @@ impl Checker<'_> {
                 return Err(self.invalid("limits.client_timeout_secs", "must be between 1 and 300"));
             }
         };
+        let connections_per_address = match raw.connections_per_address {
+            None => defaults.connections_per_address,
+            Some(n @ 1..=1_000_000) => n as usize,
+            Some(_) => {
+                return Err(self.invalid(
+                    "limits.connections_per_address",
+                    "must be between 1 and 1000000",
+                ));
+            }
+        };
         let requests_per_second = match raw.requests_per_second {
             None => defaults.requests_per_second,
             Some(n @ 1..=1_000_000) => n,
@@ -1221,6 +1237,7 @@ impl Checker<'_> {
             body_limit_bytes,
             request_timeout,
             client_timeout,
+            connections_per_address,
             requests_per_second,
             burst,
             trusted_proxies,

@@ -59,7 +59,8 @@
 //! let notifier = EmlFileNotifier::new("/var/spool/dar/mail", mail);
 //! let worker = OutboxWorker::new(store, callbacks, Arc::new(notifier), RetryPolicy::default());
 //! let (stop, shutdown) = tokio::sync::watch::channel(false);
-//! let task = spawn(worker, Duration::from_secs(10), shutdown);
+//! let clock = Arc::new(dar_server::clock::SystemClock);
+//! let task = spawn(worker, clock, Duration::from_secs(10), shutdown);
 //! // ... serve ...
 //! stop.send(true)?;
 //! task.await?;

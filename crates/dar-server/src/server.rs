@@ -1,5 +1,7 @@
 //! Binding, serving, logging and shutting down.
 
+mod connections;
+
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
@@ -10,11 +12,11 @@ use axum::http::{HeaderValue, StatusCode, header};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use axum_server::Handle;
-use axum_server::accept::NoDelayAcceptor;
 use axum_server::tls_rustls::{RustlsAcceptor, RustlsConfig};
 use tokio::task::JoinSet;
 use tracing_subscriber::EnvFilter;
 
+use self::connections::PerAddressLimit;
 use crate::config::{Config, ConfigError, LogFormat, LogSettings};
 use crate::state::AppState;
 use crate::tls::{self, TlsError};
@@ -222,12 +224,17 @@ pub async fn start(config: &Config, state: &AppState, app: Router) -> Result<Run
     // idleness (hyper's header timer runs while it waits for the next request). An HTTP/2
     // peer that stops answering pings is closed after as long again.
     let client_timeout = config.limits.client_timeout;
-    // TCP_NODELAY: with Nagle's algorithm the server's small writes after a handshake wait
-    // for an ACK the client delays, and a fresh connection's first answer came about 40 ms
-    // late (docs/load.md).
+    // TCP_NODELAY (set by the per-client cap's acceptor): with Nagle's algorithm the server's
+    // small writes after a handshake wait for an ACK the client delays, and a fresh
+    // connection's first answer came about 40 ms late (docs/load.md).
+    // One count for both listeners: a client's connections to either are its share.
+    let per_client = PerAddressLimit::new(
+        config.limits.connections_per_address,
+        &config.limits.trusted_proxies,
+    );
     let acceptor = RustlsAcceptor::new(RustlsConfig::from_config(tls_config))
         .handshake_timeout(client_timeout)
-        .acceptor(NoDelayAcceptor::new());
+        .acceptor(per_client.clone());
     let mut server = axum_server::from_tcp(https)
         .map_err(|source| ServerError::Bind {
             addr: https_addr,
@@ -256,7 +263,7 @@ pub async fn start(config: &Config, state: &AppState, app: Router) -> Result<Run
                 .map_err(|source| ServerError::Bind { addr, source })?;
             let mut server = axum_server::from_tcp(listener)
                 .map_err(|source| ServerError::Bind { addr, source })?
-                .acceptor(NoDelayAcceptor::new())
+                .acceptor(per_client)
                 .first_request_timeout(client_timeout)
                 .handle(handle.clone());
             server

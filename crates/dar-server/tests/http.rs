@@ -518,6 +518,62 @@ async fn slow_and_silent_clients_are_closed_by_the_client_timeout() {
 }
 
 #[tokio::test]
+async fn connections_over_the_per_client_cap_are_closed_before_tls() {
+    use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+    let server = start_with(
+        "connectioncap",
+        "\n[limits]\nconnections_per_address = 2\nclient_timeout_secs = 60\n",
+    )
+    .await;
+    let addr = server.running.https_addr();
+    let ca = std::fs::read(server.dir.join("tls/ca.pem")).unwrap();
+    let connector = tls_connector(&ca);
+    let name = rustls::pki_types::ServerName::try_from("127.0.0.1").unwrap();
+    let connect = || async {
+        let tcp = tokio::net::TcpStream::connect(addr).await.unwrap();
+        connector.connect(name.clone(), tcp).await
+    };
+    // Two connections from 127.0.0.1 are held open, TLS done, no request sent.
+    let first = connect().await.unwrap();
+    let _second = connect().await.unwrap();
+    // A third from the same client is closed before its handshake can finish.
+    let refused = connect().await;
+    assert!(refused.is_err(), "a third connection completed TLS");
+    // Once one closes, its place is given back (when the server has seen it go).
+    drop(first);
+    let mut admitted = None;
+    for _ in 0..100 {
+        if let Ok(stream) = connect().await {
+            admitted = Some(stream);
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let mut stream = admitted.expect("no connection admitted after one closed");
+    stream
+        .write_all(
+            format!(
+                "GET {CONFIGURATION_PATH} HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n"
+            )
+            .as_bytes(),
+        )
+        .await
+        .unwrap();
+    let mut answer = Vec::new();
+    stream.read_to_end(&mut answer).await.ok();
+    assert!(
+        answer.starts_with(b"HTTP/1.1 200"),
+        "{}",
+        String::from_utf8_lossy(&answer)
+    );
+    server
+        .running
+        .shutdown(Duration::from_secs(1))
+        .await
+        .unwrap();
+}
+
+#[tokio::test]
 async fn an_idle_kept_alive_connection_is_closed_by_the_client_timeout() {
     use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
     let server = start_with("idlekeepalive", "\n[limits]\nclient_timeout_secs = 1\n").await;

@@ -379,6 +379,14 @@ fn rejects_limits_out_of_range() {
         ("request_timeout_secs = 0", "limits.request_timeout_secs"),
         ("client_timeout_secs = 0", "limits.client_timeout_secs"),
         ("client_timeout_secs = 301", "limits.client_timeout_secs"),
+        (
+            "connections_per_address = 0",
+            "limits.connections_per_address",
+        ),
+        (
+            "connections_per_address = 1000001",
+            "limits.connections_per_address",
+        ),
         ("requests_per_second = 0", "limits.requests_per_second"),
         ("burst = 0", "limits.burst"),
         ("trusted_proxies = [\"proxy\"]", "limits.trusted_proxies[0]"),
@@ -393,8 +401,10 @@ fn reads_limits() {
     let c = config_with(
         "",
         "[limits]\nbody_limit_bytes = 2048\nrequest_timeout_secs = 5\nrequests_per_second = 3\n\
-         burst = 4\ntrusted_proxies = [\"10.0.0.2\"]\nclient_timeout_secs = 2\n",
+         burst = 4\ntrusted_proxies = [\"10.0.0.2\"]\nclient_timeout_secs = 2\n\
+         connections_per_address = 8\n",
     );
+    assert_eq!(c.limits.connections_per_address, 8);
     assert_eq!(c.limits.body_limit_bytes, 2048);
     assert_eq!(c.limits.request_timeout, Duration::from_secs(5));
     assert_eq!(c.limits.client_timeout, Duration::from_secs(2));

@@ -13,7 +13,7 @@
 //! use dar_server::lockout::worker::LockoutWorker;
 //!
 //! let worker = LockoutWorker::new(&state, mailer)?;
-//! let report = worker.run_once(time::OffsetDateTime::now_utc()).await?;
+//! let report = worker.run_once(state.now()).await?;
 //! println!("{report:?}");
 //! # Ok(()) }
 //! ```
