@@ -55,11 +55,24 @@
 //!
 //! Tests drive the application without sockets:
 //!
-//! ```ignore
+//! ```no_run
+//! # async fn run(
+//! #     state: dar_server::AppState,
+//! # ) -> Result<(), Box<dyn std::error::Error>> {
+//! use axum::body::Body;
+//! use axum::extract::ConnectInfo;
+//! use axum::http::Request;
 //! use tower::ServiceExt as _;
+//!
+//! let mut request = Request::get("/.well-known/delegated-account-recovery/configuration")
+//!     .body(Body::empty())?;
 //! // The rate limiter keys by peer address: give the request one.
-//! request.extensions_mut().insert(axum::extract::ConnectInfo(peer));
+//! let peer: std::net::SocketAddr = "192.0.2.1:50000".parse()?;
+//! request.extensions_mut().insert(ConnectInfo(peer));
 //! let response = dar_server::app(state).oneshot(request).await?;
+//! assert_eq!(response.status(), 200);
+//! # Ok(())
+//! # }
 //! ```
 
 #![forbid(unsafe_code)]

@@ -38,7 +38,8 @@
 //! `limits.trusted_proxies`; then the key is the right-most address in `X-Forwarded-For` that is
 //! not itself a trusted proxy (the address the outermost trusted proxy saw). Anything a client
 //! writes to the left of that is never believed. Behind a proxy that is not listed, every
-//! client shares the proxy's quota: list the proxy.
+//! client shares the proxy's quota: list the proxy. IPv6 clients are limited by /64 prefix
+//! (one host usually holds a whole /64), IPv4 clients by address.
 //!
 //! # CSRF (§6.5)
 //!
@@ -106,8 +107,21 @@ pub enum Framing {
 /// Marks a response as framable by account providers' pages. Use it only on the recovery provider's
 /// `save-token-async-api-iframe` route (§3.3), as a per-route layer:
 ///
-/// ```ignore
-/// .route(path, get(iframe).layer(axum::middleware::map_response(allow_framing)))
+/// ```
+/// use axum::Router;
+/// use axum::middleware::map_response;
+/// use axum::routing::get;
+/// use dar_server::security::allow_framing;
+///
+/// async fn iframe() -> &'static str {
+///     "<!doctype html><title>save</title>"
+/// }
+///
+/// let routes: Router = Router::new().route(
+///     "/dar/save-token-async-api-iframe",
+///     get(iframe).layer(map_response(allow_framing)),
+/// );
+/// # drop(routes);
 /// ```
 ///
 /// # Security
@@ -501,7 +515,23 @@ impl KeyExtractor for ClientIpKey {
             .get::<ConnectInfo<SocketAddr>>()
             .map(|ConnectInfo(addr)| addr.ip())
             .ok_or(GovernorError::UnableToExtractKey)?;
-        Ok(self.client_ip(peer, req.headers()))
+        Ok(client_key(self.client_ip(peer, req.headers())))
+    }
+}
+
+/// The key a client is limited under (requests per second, open connections): an IPv4
+/// address as it is, an IPv6 address by its /64 prefix, since one host usually holds a whole
+/// /64 and could otherwise take a fresh address for every request. IPv4-mapped IPv6
+/// addresses count as their IPv4 address.
+pub(crate) fn client_key(ip: IpAddr) -> IpAddr {
+    match ip {
+        IpAddr::V4(_) => ip,
+        IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
+            Some(v4) => IpAddr::V4(v4),
+            None => IpAddr::V6(std::net::Ipv6Addr::from(
+                u128::from(v6) & !u128::from(u64::MAX),
+            )),
+        },
     }
 }
 

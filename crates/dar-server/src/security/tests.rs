@@ -240,6 +240,29 @@ fn rate_limit_key_behind_trusted_proxies_is_the_rightmost_untrusted_address() {
 }
 
 #[test]
+fn rate_limit_key_is_the_ipv4_address_or_the_ipv6_64_prefix() {
+    let ip = |s: &str| s.parse::<IpAddr>().unwrap();
+    let key = ClientIpKey::new(&[]);
+    let request = |peer: &str| {
+        let mut request = Request::new(());
+        request
+            .extensions_mut()
+            .insert(ConnectInfo(SocketAddr::new(ip(peer), 443)));
+        key.extract(&request).unwrap()
+    };
+    assert_eq!(request("192.0.2.1"), ip("192.0.2.1"));
+    assert_ne!(request("192.0.2.1"), request("192.0.2.2"));
+    // A host rotating through its /64 stays one client.
+    assert_eq!(request("2001:db8:1:2::1"), ip("2001:db8:1:2::"));
+    assert_eq!(
+        request("2001:db8:1:2:abcd:ef01:2345:6789"),
+        ip("2001:db8:1:2::")
+    );
+    assert_ne!(request("2001:db8:1:2::1"), request("2001:db8:1:3::1"));
+    assert_eq!(request("::ffff:192.0.2.1"), ip("192.0.2.1"));
+}
+
+#[test]
 fn same_origin_check() {
     let origin = Origin::parse(ORIGIN).unwrap();
     let with = |pairs: &[(&'static str, &'static str)]| {

@@ -14,7 +14,7 @@
 use std::collections::HashMap;
 use std::future::{Ready, ready};
 use std::io;
-use std::net::{IpAddr, Ipv6Addr};
+use std::net::IpAddr;
 use std::pin::Pin;
 use std::sync::{Arc, Mutex, PoisonError};
 use std::task::{Context, Poll};
@@ -23,19 +23,7 @@ use axum_server::accept::Accept;
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::TcpStream;
 
-/// The key a client's connections are counted under.
-fn client_key(ip: IpAddr) -> IpAddr {
-    match ip {
-        IpAddr::V4(_) => ip,
-        IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
-            Some(v4) => IpAddr::V4(v4),
-            None => {
-                let prefix = u128::from(v6) & !(u128::from(u64::MAX));
-                IpAddr::V6(Ipv6Addr::from(prefix))
-            }
-        },
-    }
-}
+use crate::security::client_key;
 
 /// Open connections per client key.
 #[derive(Debug, Default)]
