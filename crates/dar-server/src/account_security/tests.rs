@@ -603,15 +603,8 @@ async fn signing_in_with_the_second_factor_cancels_a_pending_recovery() {
     let before = mails(&store).await.len();
 
     let mut other = browser.other();
-    assert_eq!(
-        other.password("ned", PASSWORD).await.status,
-        StatusCode::SEE_OTHER
-    );
-    let csrf = other.get("/signin/totp").await.csrf();
     let code = code_at(&secret, 1);
-    let page = other
-        .post("/signin/totp", &[("csrf_token", &csrf), ("code", &code)])
-        .await;
+    let page = other.sign_in_with_code("ned", &code).await;
     assert_eq!(page.status, StatusCode::SEE_OTHER, "{}", page.body);
     let recovery = store.recovery(recovery.id).await.unwrap().unwrap();
     assert_eq!(recovery.state, RecoveryState::Cancelled);
