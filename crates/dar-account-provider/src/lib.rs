@@ -67,6 +67,6 @@ pub use provider::{
 };
 pub use settings::{IpRange, KnownRecoveryProvider, RateLimit, Settings};
 pub use store::{
-    AccountProviderStore, AuditEntry, AuditEvent, PendingSave, Purged, RecoveryCommit,
-    RecoveryRecord, RevocationReason, TokenRecord, TokenState, Transition,
+    AccountProviderStore, AuditEntry, AuditEvent, EvidenceHandoff, PendingSave, Purged,
+    RecoveryCommit, RecoveryRecord, RevocationReason, TokenRecord, TokenState, Transition,
 };

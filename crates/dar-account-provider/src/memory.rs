@@ -9,8 +9,8 @@ use time::OffsetDateTime;
 
 use crate::error::{AccountProviderError, StoreFailure};
 use crate::store::{
-    AccountProviderStore, AuditEntry, AuditEvent, PendingSave, Purged, RecoveryCommit,
-    RecoveryRecord, RevocationReason, TokenRecord, TokenState, Transition,
+    AccountProviderStore, AuditEntry, AuditEvent, EvidenceHandoff, PendingSave, Purged,
+    RecoveryCommit, RecoveryRecord, RevocationReason, TokenRecord, TokenState, Transition,
 };
 
 /// An [`AccountProviderStore`] in memory. Each method holds one lock for its whole work, which
@@ -31,6 +31,7 @@ struct Inner {
     recovered_tokens: HashSet<TokenId>,
     audit: Vec<AuditEntry>,
     rate: HashMap<(String, i64), u64>,
+    handoffs: Vec<EvidenceHandoff>,
 }
 
 impl MemoryStore {
@@ -61,6 +62,15 @@ impl MemoryStore {
     /// [`AccountProviderError::Store`] if the lock is poisoned.
     pub fn pending_saves_len(&self) -> Result<usize, AccountProviderError> {
         Ok(self.lock()?.pending.len())
+    }
+
+    /// The evidence handoffs committed with recoveries, oldest first (for tests).
+    ///
+    /// # Errors
+    ///
+    /// [`AccountProviderError::Store`] if the lock is poisoned.
+    pub fn handoffs(&self) -> Result<Vec<EvidenceHandoff>, AccountProviderError> {
+        Ok(self.lock()?.handoffs.clone())
     }
 }
 
@@ -222,6 +232,7 @@ impl AccountProviderStore for MemoryStore {
             recovery_provider: c.recovery_provider.clone(),
             detail: Some(c.countersigned_id.to_string()),
         });
+        inner.handoffs.extend(c.handoff.clone());
         Ok(())
     }
 

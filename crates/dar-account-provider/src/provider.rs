@@ -20,8 +20,8 @@ use crate::error::AccountProviderError;
 use crate::keyring::KeyRing;
 use crate::settings::Settings;
 use crate::store::{
-    AccountProviderStore, AuditEntry, AuditEvent, PendingSave, Purged, RecoveryCommit,
-    RevocationReason, TokenRecord, TokenState, Transition,
+    AccountProviderStore, AuditEntry, AuditEvent, EvidenceHandoff, PendingSave, Purged,
+    RecoveryCommit, RevocationReason, TokenRecord, TokenState, Transition,
 };
 
 /// Domain-separation labels of the hashes the store keeps.
@@ -578,6 +578,66 @@ where
         binding: Option<&[u8]>,
         now: OffsetDateTime,
     ) -> Result<RecoveryEvidence, AccountProviderError> {
+        self.accept_countersigned_with(token, binding, now, |_| Ok(None))
+            .await
+    }
+
+    /// As [`accept_countersigned`](Self::accept_countersigned), and the evidence is parked
+    /// in the same transaction that uses the token: `handoff` is called with the evidence
+    /// once every check has passed and before anything is written, and the
+    /// [`EvidenceHandoff`] it returns is committed with the recovery. When it fails, nothing
+    /// is written and its error is returned.
+    ///
+    /// ```no_run
+    /// # async fn run<S: dar_account_provider::AccountProviderStore, D: dar_discovery::ConfigSource>(
+    /// #     ap: &dar_account_provider::AccountProvider<S, D>,
+    /// #     token: &str,
+    /// # ) -> Result<(), dar_account_provider::AccountProviderError> {
+    /// use dar_account_provider::EvidenceHandoff;
+    /// use time::{Duration, OffsetDateTime};
+    ///
+    /// let now = OffsetDateTime::now_utc();
+    /// let evidence = ap
+    ///     .accept_countersigned_with(token, None, now, |evidence| {
+    ///         Ok::<_, dar_account_provider::AccountProviderError>(Some(EvidenceHandoff {
+    ///             key_hash: "hash of the id the browser is sent on with".into(),
+    ///             kind: "delegated".into(),
+    ///             payload: evidence.token_id().to_string(),
+    ///             expires_at: now + Duration::minutes(10),
+    ///         }))
+    ///     })
+    ///     .await?;
+    /// # Ok(()) }
+    /// ```
+    ///
+    /// # Errors
+    ///
+    /// As [`accept_countersigned`](Self::accept_countersigned), converted into `E`, or the
+    /// error `handoff` returns.
+    pub async fn accept_countersigned_with<E>(
+        &self,
+        token: &str,
+        binding: Option<&[u8]>,
+        now: OffsetDateTime,
+        handoff: impl FnOnce(&RecoveryEvidence) -> Result<Option<EvidenceHandoff>, E>,
+    ) -> Result<RecoveryEvidence, E>
+    where
+        E: From<AccountProviderError>,
+    {
+        let (evidence, mut commit) = self.check_countersigned(token, binding, now).await?;
+        commit.handoff = handoff(&evidence)?;
+        self.commit_recovery(&commit).await?;
+        Ok(evidence)
+    }
+
+    /// §3.5 steps 1–14: every check of a countersigned token, nothing written; the evidence
+    /// and the commit that would record it (without a handoff).
+    async fn check_countersigned(
+        &self,
+        token: &str,
+        binding: Option<&[u8]>,
+        now: OffsetDateTime,
+    ) -> Result<(RecoveryEvidence, RecoveryCommit), AccountProviderError> {
         // §3.5 steps 1–4: parse, version 0, type 1, the inner recovery token.
         let bytes = decode_base64(token, MAX_TOKEN_LEN)?;
         let countersigned = CountersignedToken::decode(&bytes)?;
@@ -615,16 +675,17 @@ where
             audience: inner.audience(),
         };
         let payload = self.keys.sealer().open_payload(inner.data(), &ctx)?;
-        // §3.5 step 9: a countersigned token is presented once.
-        if self.store.is_replayed(countersigned_id).await? {
+        // §3.5 step 9: a countersigned token is presented once. Step 14 reads the token this
+        // provider issued; both reads go together.
+        let (replayed, record) = self
+            .store
+            .replayed_and_token(countersigned_id, token_id)
+            .await?;
+        if replayed {
             return Err(AccountProviderError::Replayed);
         }
         // §3.5 step 14: the payload must match the token this provider issued.
-        let record = self
-            .store
-            .token(token_id)
-            .await?
-            .ok_or(AccountProviderError::UnknownToken)?;
+        let record = record.ok_or(AccountProviderError::UnknownToken)?;
         let secret_hash = hash(SECRET_LABEL, &payload.secret);
         if !bool::from(record.secret_hash.ct_eq(&secret_hash)) {
             return Err(AccountProviderError::PayloadMismatch);
@@ -636,28 +697,7 @@ where
             return Err(AccountProviderError::WrongRecoveryProvider);
         }
         usable(record.state)?;
-        // §3.5 steps 9 and 16, one transaction: replay guard, used, permanent record, audit.
-        let commit = RecoveryCommit {
-            countersigned_id,
-            guard_expires_at: whole_seconds(outer.issued_at() + self.settings.freshness.max_age())
-                + Duration::seconds(1),
-            token_id,
-            from: record.state,
-            account_id: record.account_id.clone(),
-            recovery_provider: record.audience.clone(),
-            low_friction: verified.low_friction(),
-            at: whole_seconds(now),
-        };
-        if let Err(e) = self.store.commit_recovery(&commit).await {
-            // Lost a race: say why from the state that won it.
-            if e == AccountProviderError::TokenAlreadyUsed
-                && let Some(now_record) = self.store.token(token_id).await?
-            {
-                usable(now_record.state)?;
-            }
-            return Err(e);
-        }
-        Ok(RecoveryEvidence {
+        let evidence = RecoveryEvidence {
             account_id: record.account_id,
             recovery_provider: record.audience,
             token_id,
@@ -666,7 +706,35 @@ where
             token_age: now - record.created_at,
             purpose: payload.purpose,
             recovered_at: now,
-        })
+        };
+        // §3.5 steps 9 and 16, one transaction: replay guard, used, permanent record, audit,
+        // and the parked evidence when the caller gives one.
+        let commit = RecoveryCommit {
+            countersigned_id,
+            guard_expires_at: whole_seconds(outer.issued_at() + self.settings.freshness.max_age())
+                + Duration::seconds(1),
+            token_id,
+            from: record.state,
+            account_id: evidence.account_id.clone(),
+            recovery_provider: evidence.recovery_provider.clone(),
+            low_friction: evidence.low_friction,
+            at: whole_seconds(now),
+            handoff: None,
+        };
+        Ok((evidence, commit))
+    }
+
+    /// Writes an accepted recovery; when it loses a race, says why from the state that won.
+    async fn commit_recovery(&self, commit: &RecoveryCommit) -> Result<(), AccountProviderError> {
+        let Err(e) = self.store.commit_recovery(commit).await else {
+            return Ok(());
+        };
+        if e == AccountProviderError::TokenAlreadyUsed
+            && let Some(now_record) = self.store.token(commit.token_id).await?
+        {
+            usable(now_record.state)?;
+        }
+        Err(e)
     }
 
     /// Every token of `account_id`, oldest first, for the user's settings page.

@@ -267,6 +267,27 @@ pub struct RecoveryCommit {
     pub low_friction: bool,
     /// When.
     pub at: OffsetDateTime,
+    /// Where the evidence is parked for the user's next request, written in the same
+    /// transaction; `None` when the caller keeps it itself.
+    pub handoff: Option<EvidenceHandoff>,
+}
+
+/// The evidence of an accepted recovery, parked for the browser's next request to collect.
+///
+/// The countersigned token arrives in a cross-site POST (§3.5), which carries no session
+/// cookie, so the evidence waits server-side under a random id the browser is sent on with.
+/// Writing it in the commit that uses the token means a token is never marked used with its
+/// evidence lost (a crash between two writes), and costs no second transaction.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EvidenceHandoff {
+    /// The key it is collected by: a hash of the id the browser carries, never the id.
+    pub key_hash: String,
+    /// What kind of parked request it is; the collector names the kind it expects.
+    pub kind: String,
+    /// The evidence, in the collector's format.
+    pub payload: String,
+    /// Until when it can be collected.
+    pub expires_at: OffsetDateTime,
 }
 
 /// The permanent record of a recovery (§3.5 step 16): which recovery provider, when, which
@@ -374,8 +395,28 @@ pub trait AccountProviderStore: Send + Sync {
         countersigned_id: TokenId,
     ) -> impl Future<Output = Result<bool, AccountProviderError>> + Send;
 
+    /// [`is_replayed`](Self::is_replayed) for `countersigned_id` and the
+    /// [`token`](Self::token) record of `token_id`, the two reads of §3.5 steps 9 and 14. A
+    /// store that can answer both in one round trip overrides this.
+    ///
+    /// # Errors
+    ///
+    /// [`AccountProviderError::Store`].
+    fn replayed_and_token(
+        &self,
+        countersigned_id: TokenId,
+        token_id: TokenId,
+    ) -> impl Future<Output = Result<(bool, Option<TokenRecord>), AccountProviderError>> + Send
+    {
+        async move {
+            let replayed = self.is_replayed(countersigned_id).await?;
+            Ok((replayed, self.token(token_id).await?))
+        }
+    }
+
     /// Commits an accepted recovery in one transaction: replay guard entry, token marked
-    /// used, permanent recovery record, audit entry. On any error nothing changed.
+    /// used, permanent recovery record, audit entry, and the [`EvidenceHandoff`] when there is
+    /// one. On any error nothing changed.
     ///
     /// # Errors
     ///
@@ -480,6 +521,15 @@ macro_rules! delegate_store {
                 countersigned_id: TokenId,
             ) -> impl Future<Output = Result<bool, AccountProviderError>> + Send {
                 (**self).is_replayed(countersigned_id)
+            }
+
+            fn replayed_and_token(
+                &self,
+                countersigned_id: TokenId,
+                token_id: TokenId,
+            ) -> impl Future<Output = Result<(bool, Option<TokenRecord>), AccountProviderError>>
+            + Send {
+                (**self).replayed_and_token(countersigned_id, token_id)
             }
 
             fn commit_recovery(

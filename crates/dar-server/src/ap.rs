@@ -502,8 +502,15 @@ async fn recover_return(
     let token = form.countersigned_token.ok_or(AppError::BadRequest {
         message: "the form lacks `countersigned-token`",
     })?;
-    let evidence = ap.accept_countersigned(&token, None, state.now()).await?;
-    crate::lockout::park_delegated(&state, &evidence).await
+    // The evidence is parked in the transaction that uses the token (§3.5 step 16), under a
+    // random id the browser is sent on with.
+    let (id, key_hash) = crate::auth::new_parked_id()?;
+    let now = state.now();
+    ap.accept_countersigned_with(&token, None, now, |evidence| {
+        crate::lockout::delegated_handoff(evidence, key_hash, now).map(Some)
+    })
+    .await?;
+    Ok(crate::lockout::continue_redirect(&id))
 }
 
 #[cfg(test)]

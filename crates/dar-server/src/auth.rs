@@ -418,13 +418,19 @@ pub(crate) async fn park(
     payload: &str,
     secs: i64,
 ) -> Result<String, AppError> {
-    let session = Session::generate()?;
-    let id = session.csrf_token();
+    let (id, key_hash) = new_parked_id()?;
     let now = now(state);
     store(state)?
-        .park_request(&hash_hex(id.as_bytes()), kind, payload, now, now + secs)
+        .park_request(&key_hash, kind, payload, now, now + secs)
         .await?;
     Ok(id)
+}
+
+/// A fresh id for a parked request (random, from the OS) and the hash it is stored under.
+pub(crate) fn new_parked_id() -> Result<(String, String), AppError> {
+    let id = Session::generate()?.csrf_token();
+    let key_hash = hash_hex(id.as_bytes());
+    Ok((id, key_hash))
 }
 
 /// Takes a parked request by the id in the page's URL, once.

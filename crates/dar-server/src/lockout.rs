@@ -43,7 +43,9 @@ use axum::routing::{get, post};
 use axum_extra::extract::SignedCookieJar;
 use axum_extra::extract::cookie::{Cookie, SameSite};
 use dar_account_provider::lockout::codes;
-use dar_account_provider::{Decision, Evidence, EvidenceSet, LockoutPolicy, RecoveryEvidence};
+use dar_account_provider::{
+    Decision, Evidence, EvidenceHandoff, EvidenceSet, LockoutPolicy, RecoveryEvidence,
+};
 use dar_store::{
     AccountId, EvidenceKind, LockoutRecovery, NewEvidence, RecoveryState, StateChange, Store,
 };
@@ -54,7 +56,7 @@ use utoipa::ToSchema;
 use zeroize::Zeroizing;
 
 use crate::account_security::ClientAddress;
-use crate::auth::{now, park, parked_id, render, store, take_parked};
+use crate::auth::{now, parked_id, render, store, take_parked};
 use crate::error::AppError;
 use crate::notify::{audit, to_all, verified_addresses};
 use crate::openapi::{FORM, HTML, TAG_LOCKOUT};
@@ -318,17 +320,20 @@ struct ParkedDelegated {
     detail: DelegatedDetail,
 }
 
-/// After `recover-account-return` accepted a countersigned token: park the evidence and send
-/// the browser to a same-origin page (which carries its cookies) to attach it to its recovery.
+/// The parked evidence of a countersigned token `recover-account-return` is accepting, for
+/// [`AccountProvider::accept_countersigned_with`](dar_account_provider::AccountProvider::accept_countersigned_with)
+/// to commit with it; `key_hash` is the hash of the id the browser is sent on with
+/// ([`continue_redirect`]). Called once every check passed and before anything is written.
 ///
 /// # Errors
 ///
-/// [`AppError::BadRequest`] when the token recovers no web account of this deployment;
-/// [`AppError::Store`] when the database fails.
-pub(crate) async fn park_delegated(
-    state: &AppState,
+/// [`AppError::BadRequest`] when the token recovers no web account of this deployment (then
+/// nothing is written: the token stays usable).
+pub(crate) fn delegated_handoff(
     evidence: &RecoveryEvidence,
-) -> Result<Response, AppError> {
+    key_hash: String,
+    now: time::OffsetDateTime,
+) -> Result<EvidenceHandoff, AppError> {
     let account: i64 = evidence
         .account_id()
         .parse()
@@ -346,8 +351,18 @@ pub(crate) async fn park_delegated(
     };
     let payload = serde_json::to_string(&parked)
         .map_err(|e| AppError::internal("parked evidence", e.to_string()))?;
-    let id = park(state, PARK_DELEGATED, &payload, PARK_SECS).await?;
-    Ok(Redirect::to(&format!("/recovery/continue?id={id}")).into_response())
+    Ok(EvidenceHandoff {
+        key_hash,
+        kind: PARK_DELEGATED.to_owned(),
+        payload,
+        expires_at: now + time::Duration::seconds(PARK_SECS),
+    })
+}
+
+/// Sends the browser to the same-origin page (which carries its cookies) that attaches the
+/// parked evidence `id` to its recovery.
+pub(crate) fn continue_redirect(id: &str) -> Response {
+    Redirect::to(&format!("/recovery/continue?id={id}")).into_response()
 }
 
 #[utoipa::path(

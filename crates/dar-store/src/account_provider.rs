@@ -45,6 +45,22 @@ type TokenRow = (
     i64,
 );
 
+/// A [`TokenRow`] and whether the replay guard holds the countersigned id.
+type TokenRowReplayed = (
+    String,
+    String,
+    String,
+    String,
+    Option<String>,
+    i64,
+    i64,
+    Option<String>,
+    Vec<u8>,
+    String,
+    i64,
+    bool,
+);
+
 type RecoveryRow = (String, String, String, String, i64, bool, Option<i64>);
 
 type AuditRow = (i64, String, String, String, String, Option<String>);
@@ -340,9 +356,39 @@ impl AccountProviderStore for Store {
         Ok(row.is_some())
     }
 
+    async fn replayed_and_token(
+        &self,
+        countersigned_id: TokenId,
+        token_id: TokenId,
+    ) -> Result<(bool, Option<TokenRecord>), AccountProviderError> {
+        // One round trip for the usual case, where the token exists.
+        let sql = format!(
+            "select {TOKEN_COLUMNS}, exists(select 1 from ap_replay_guard \
+             where ap_replay_guard_id = $1) from ap_token where ap_token_id = $2"
+        );
+        let row: Option<TokenRowReplayed> = with_pool!(self, pool => {
+            sqlx::query_as(sqlx::AssertSqlSafe(sql))
+                .bind(countersigned_id.to_string())
+                .bind(token_id.to_string())
+                .fetch_optional(pool)
+                .await
+                .map_err(db)?
+        });
+        match row {
+            Some((a, b, c, d, e, f, g, h, i, j, k, replayed)) => Ok((
+                replayed,
+                Some(token_from_row((a, b, c, d, e, f, g, h, i, j, k))?),
+            )),
+            None => Ok((self.is_replayed(countersigned_id).await?, None)),
+        }
+    }
+
     async fn commit_recovery(&self, c: &RecoveryCommit) -> Result<(), AccountProviderError> {
         let cs = c.countersigned_id.to_string();
         let token = c.token_id.to_string();
+        if c.handoff.is_some() {
+            self.purge_parked_if_due(secs(c.at)).await.map_err(db)?;
+        }
         with_pool!(self, pool => {
             let mut tx = pool.begin().await.map_err(db)?;
             // §3.5 step 9: the replay guard; a concurrent insert of the same id waits for the
@@ -403,6 +449,20 @@ impl AccountProviderStore for Store {
                 detail: Some(cs.clone()),
             };
             insert_audit!(&mut *tx, &entry)?;
+            if let Some(handoff) = &c.handoff {
+                sqlx::query(
+                    "insert into web_parked_request (parked_hash, kind, payload, created_at, \
+                     expires_at) values ($1, $2, $3, $4, $5)",
+                )
+                .bind(handoff.key_hash.as_str())
+                .bind(handoff.kind.as_str())
+                .bind(handoff.payload.as_str())
+                .bind(secs(c.at))
+                .bind(secs(handoff.expires_at))
+                .execute(&mut *tx)
+                .await
+                .map_err(db)?;
+            }
             tx.commit().await.map_err(db)
         })
     }

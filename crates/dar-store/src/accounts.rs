@@ -25,6 +25,10 @@
 
 use crate::{Pool, Store, StoreError};
 
+/// How often expired parked requests are deleted (seconds): the table holds at most this long
+/// of expired requests besides the live ones.
+pub(crate) const PARKED_PURGE_INTERVAL: i64 = 60;
+
 /// Runs `$body` with `$pool` bound to the store's pool.
 macro_rules! with_pool {
     ($store:expr, $pool:ident => $body:expr) => {
@@ -365,7 +369,7 @@ impl Store {
     }
 
     /// Parks a request body under `parked_hash` (hex SHA-256 of a random id; the caller
-    /// hashes) until `expires_at`. Expired rows are deleted first.
+    /// hashes) until `expires_at`. Expired rows are deleted first, at most once a minute.
     ///
     /// # Errors
     ///
@@ -378,11 +382,8 @@ impl Store {
         now: i64,
         expires_at: i64,
     ) -> Result<(), StoreError> {
+        self.purge_parked_if_due(now).await?;
         with_pool!(self, pool => {
-            sqlx::query("delete from web_parked_request where expires_at <= $1")
-                .bind(now)
-                .execute(pool)
-                .await?;
             sqlx::query(
                 "insert into web_parked_request (parked_hash, kind, payload, created_at, \
                  expires_at) values ($1, $2, $3, $4, $5)",
@@ -395,6 +396,30 @@ impl Store {
             .execute(pool)
             .await?
             .rows_affected()
+        });
+        Ok(())
+    }
+
+    /// Deletes the expired parked requests, at most once per [`PARKED_PURGE_INTERVAL`] per
+    /// process: an expired request is never taken ([`Store::take_parked_request`] checks the
+    /// time), so the purge only bounds the table, and a write per park would cost a
+    /// transaction (on SQLite, a `fsync`) per cross-site request.
+    pub(crate) async fn purge_parked_if_due(&self, now: i64) -> Result<(), sqlx::Error> {
+        use std::sync::atomic::Ordering;
+        let last = self.parked_purged_at.load(Ordering::Relaxed);
+        if now.saturating_sub(last) < PARKED_PURGE_INTERVAL
+            || self
+                .parked_purged_at
+                .compare_exchange(last, now, Ordering::Relaxed, Ordering::Relaxed)
+                .is_err()
+        {
+            return Ok(());
+        }
+        with_pool!(self, pool => {
+            sqlx::query("delete from web_parked_request where expires_at <= $1")
+                .bind(now)
+                .execute(pool)
+                .await?;
         });
         Ok(())
     }

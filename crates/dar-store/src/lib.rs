@@ -94,6 +94,8 @@ pub(crate) enum Pool {
 #[derive(Debug, Clone)]
 pub struct Store {
     pub(crate) pool: Pool,
+    /// When expired parked requests were last deleted (Unix seconds), shared by the clones.
+    pub(crate) parked_purged_at: std::sync::Arc<std::sync::atomic::AtomicI64>,
 }
 
 /// How long a SQLite writer waits for another to finish before giving up: long enough that
@@ -148,6 +150,7 @@ impl Store {
                 .await?;
             let store = Self {
                 pool: Pool::Sqlite(pool),
+                parked_purged_at: std::sync::Arc::default(),
             };
             store.migrate().await?;
             Ok(store)
@@ -190,6 +193,7 @@ impl Store {
         let pool = pool_options.connect_with(options).await?;
         let store = Self {
             pool: Pool::Postgres(pool),
+            parked_purged_at: std::sync::Arc::default(),
         };
         store.migrate().await?;
         Ok(store)

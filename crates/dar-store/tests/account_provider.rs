@@ -202,6 +202,22 @@ async fn issues_saves_and_accepts_a_countersigned_token() -> TestResult {
             TokenState::Used
         );
         assert!(store.is_replayed(TokenId::new([1; 16])).await?);
+        // The two reads of §3.5 steps 9 and 14 in one: every combination.
+        let (unknown_cs, unknown_token) = (TokenId::new([0xee; 16]), TokenId::new([0xef; 16]));
+        let (replayed, token) = store
+            .replayed_and_token(TokenId::new([1; 16]), req.token_id())
+            .await?;
+        assert!(replayed);
+        assert_eq!(token.map(|t| t.state), Some(TokenState::Used));
+        let (replayed, token) = store.replayed_and_token(unknown_cs, req.token_id()).await?;
+        assert!(!replayed);
+        assert_eq!(token, store.token(req.token_id()).await?);
+        let (replayed, token) = store
+            .replayed_and_token(TokenId::new([1; 16]), unknown_token)
+            .await?;
+        assert!(replayed && token.is_none());
+        let (replayed, token) = store.replayed_and_token(unknown_cs, unknown_token).await?;
+        assert!(!replayed && token.is_none());
         let recoveries = store.recoveries_for_account(ACCOUNT).await?;
         assert_eq!(recoveries.len(), 1);
         assert_eq!(recoveries[0].recovery_provider, rp());
@@ -583,7 +599,7 @@ async fn raw_commit_race(
     for store in stores {
         let req = issue_saved(&instance(&store)).await;
         let mut tasks = Vec::new();
-        for &id in ids {
+        for (n, &id) in ids.iter().enumerate() {
             let store = store.clone();
             let commit = dar_account_provider::RecoveryCommit {
                 countersigned_id: TokenId::new([id; 16]),
@@ -594,16 +610,41 @@ async fn raw_commit_race(
                 recovery_provider: rp(),
                 low_friction: false,
                 at: accept_time(),
+                // Each commit parks its own evidence; only the winner's may be written.
+                handoff: Some(dar_account_provider::EvidenceHandoff {
+                    key_hash: format!("race-{n}"),
+                    kind: "race".into(),
+                    payload: format!("evidence of commit {n}"),
+                    expires_at: accept_time() + Duration::minutes(10),
+                }),
             };
             tasks.push(tokio::spawn(
                 async move { store.commit_recovery(&commit).await },
             ));
         }
-        let (mut ok, mut errors) = (0, Vec::new());
-        for t in tasks {
+        let (mut ok, mut errors, mut winner) = (0, Vec::new(), None);
+        for (n, t) in tasks.into_iter().enumerate() {
             match t.await.unwrap() {
-                Ok(()) => ok += 1,
+                Ok(()) => {
+                    ok += 1;
+                    winner = Some(n);
+                }
                 Err(e) => errors.push(e),
+            }
+        }
+        let now = accept_time().unix_timestamp();
+        for n in 0..ids.len() {
+            let parked = store
+                .take_parked_request(&format!("race-{n}"), "race", now)
+                .await
+                .unwrap();
+            if Some(n) == winner {
+                assert_eq!(
+                    parked.as_deref(),
+                    Some(format!("evidence of commit {n}").as_str())
+                );
+            } else {
+                assert_eq!(parked, None, "a losing commit left its evidence behind");
             }
         }
         assert_eq!(

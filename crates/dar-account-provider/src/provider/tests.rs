@@ -791,6 +791,73 @@ async fn accepts_a_countersigned_token_and_returns_evidence() {
 }
 
 #[tokio::test]
+async fn the_evidence_handoff_is_committed_with_the_recovery_or_not_at_all() {
+    let ap = provider();
+    let req = issue_saved(&ap).await;
+    let token = countersigned(req.token(), 1);
+    // The caller refuses after the checks: nothing is written, the token stays usable.
+    #[derive(Debug, PartialEq)]
+    enum Refusal {
+        Role(AccountProviderError),
+        NoSuchWebAccount,
+    }
+    impl From<AccountProviderError> for Refusal {
+        fn from(e: AccountProviderError) -> Self {
+            Self::Role(e)
+        }
+    }
+    let refused = ap
+        .accept_countersigned_with(&token, None, accept_time(), |evidence| {
+            assert_eq!(evidence.account_id(), ACCOUNT);
+            Err::<Option<EvidenceHandoff>, _>(Refusal::NoSuchWebAccount)
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(refused, Refusal::NoSuchWebAccount);
+    assert_eq!(state_of(&ap, req.token_id()).await, TokenState::Saved);
+    assert_eq!(ap.store().replay_guard_len().unwrap(), 0);
+    assert!(
+        ap.store()
+            .recoveries_for_account(ACCOUNT)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    assert!(ap.store().handoffs().unwrap().is_empty());
+    // Accepted: the handoff is written with the recovery.
+    let handoff = EvidenceHandoff {
+        key_hash: "ab".repeat(32),
+        kind: "delegated".into(),
+        payload: "evidence".into(),
+        expires_at: accept_time() + Duration::minutes(10),
+    };
+    let evidence = ap
+        .accept_countersigned_with(&token, None, accept_time(), |evidence| {
+            assert_eq!(evidence.token_id(), req.token_id());
+            Ok::<_, AccountProviderError>(Some(handoff.clone()))
+        })
+        .await
+        .unwrap();
+    assert_eq!(evidence.countersigned_id(), TokenId::new([1; 16]));
+    assert_eq!(state_of(&ap, req.token_id()).await, TokenState::Used);
+    assert_eq!(ap.store().handoffs().unwrap(), vec![handoff.clone()]);
+    // A replay fails in the role's checks, before the caller is asked.
+    let replayed = ap
+        .accept_countersigned_with(
+            &token,
+            None,
+            accept_time(),
+            |_| -> Result<_, AccountProviderError> {
+                panic!("asked for a handoff for a replayed token")
+            },
+        )
+        .await
+        .unwrap_err();
+    assert_eq!(replayed, AccountProviderError::Replayed);
+    assert_eq!(ap.store().handoffs().unwrap(), vec![handoff]);
+}
+
+#[tokio::test]
 async fn accepts_a_token_still_in_issued_state() {
     // The user closed the window before save-token-return: the provider saved it anyway.
     let ap = provider();
