@@ -142,10 +142,17 @@ impl Store {
                 } else {
                     SqliteJournalMode::Wal
                 });
-            // An in-memory database lives in one connection; a file serves several readers and
-            // one writer at a time (WAL).
+            // One connection, for a file too. SQLite has one writer at a time; with several
+            // connections in one process, a writer that finds the file locked is parked by
+            // SQLite's busy handler, which sleeps (1 ms, then longer steps up to 100 ms) instead
+            // of queueing, and at load the unlucky ones waited hundreds of milliseconds
+            // (docs/load.md, "One SQLite connection": the p99 fell about fourfold with one
+            // connection instead of eight, at the same throughput). With one connection the statements queue in the pool, first come first served; reads
+            // take microseconds, so they lose little by waiting their turn. Other processes on
+            // the same file (a second instance, `dar recoveries`) still meet the busy timeout.
+            // An in-memory database lives in its one connection anyway.
             let pool = SqlitePoolOptions::new()
-                .max_connections(if memory { 1 } else { 8 })
+                .max_connections(1)
                 .connect_with(options)
                 .await?;
             let store = Self {
