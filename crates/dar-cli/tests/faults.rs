@@ -359,7 +359,7 @@ async fn write_configs(dir: &Path, ap_port: u16, rp_port: u16, databases: [Optio
         "status_requested = true\n[account_provider.lockout]\nwaiting_period_secs = \
          {WAITING_SECS}\nnotice_interval_secs = 2\nfinal_notice_before_secs = 1\n\
          [account_provider.mail]\ndir = \"../mail\"\nsite_name = \"fault ap\"\n\
-         interval_secs = 1\n"
+         interval_secs = 1\nlease_secs = 2\n"
     );
     let ap = start_deployment_on(
         &DeploymentSpec {

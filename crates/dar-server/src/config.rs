@@ -181,6 +181,10 @@ pub struct AccountMailSettings {
     pub smtp_ca_file: Option<PathBuf>,
     /// `interval_secs`: how often due mail and due timed unlocks are processed (default 10).
     pub interval: Duration,
+    /// `lease_secs`: how long a message being sent is reserved for the worker sending it
+    /// (default 120). A worker that stops mid-send leaves its messages to be sent again once
+    /// the lease ends; a shorter lease resends sooner, and twice if sending takes longer.
+    pub lease: Duration,
 }
 
 /// `[recovery_provider]`: this deployment saves tokens for its users and countersigns them.
@@ -446,6 +450,7 @@ struct RawAccountMail {
     smtp_password_file: Option<PathBuf>,
     smtp_ca_file: Option<PathBuf>,
     interval_secs: Option<u64>,
+    lease_secs: Option<u64>,
 }
 
 #[derive(Deserialize)]
@@ -507,6 +512,8 @@ pub(crate) const DEFAULT_RECOVER_ACCOUNT: &str = "/dar/recover-account";
 /// Default `token-max-size`: real tokens are a few hundred bytes.
 const DEFAULT_TOKEN_MAX_SIZE: usize = 8 * 1024;
 const DEFAULT_OUTBOX_INTERVAL_SECS: u64 = 10;
+/// Default `account_provider.mail.lease_secs`: far longer than an SMTP delivery takes.
+const DEFAULT_MAIL_LEASE_SECS: u64 = 120;
 
 impl Config {
     /// Reads and checks a configuration file.
@@ -1029,6 +1036,13 @@ impl Checker<'_> {
                 "must be between 1 and 3600",
             ));
         }
+        let lease_secs = raw.lease_secs.unwrap_or(DEFAULT_MAIL_LEASE_SECS);
+        if !(1..=3600).contains(&lease_secs) {
+            return Err(self.invalid(
+                "account_provider.mail.lease_secs",
+                "must be between 1 and 3600",
+            ));
+        }
         let host = origin_host(public_origin);
         let settings = AccountMailSettings {
             from: raw.from.unwrap_or_else(|| format!("dar@{host}")),
@@ -1039,6 +1053,7 @@ impl Checker<'_> {
             smtp_password_file: raw.smtp_password_file.map(|p| self.path(&p)),
             smtp_ca_file: raw.smtp_ca_file.map(|p| self.path(&p)),
             interval: Duration::from_secs(interval_secs),
+            lease: Duration::from_secs(lease_secs),
         };
         // Check what can be checked without reading files: the sender and the URL's form.
         let smtp = crate::mail::SmtpSettings {

@@ -222,7 +222,8 @@ pub async fn start(config: &Config, state: &AppState, app: Router) -> Result<Run
     // stage where the server waits on them: the TLS handshake, the first request (which also
     // covers telling HTTP/1.1 from HTTP/2), each request's headers and HTTP/1.1 keep-alive
     // idleness (hyper's header timer runs while it waits for the next request). An HTTP/2
-    // peer that stops answering pings is closed after as long again.
+    // peer that stops answering pings is closed after as long again, and any connection with
+    // no request in progress for that long is closed by the acceptor (`connections.rs`).
     let client_timeout = config.limits.client_timeout;
     // TCP_NODELAY (set by the per-client cap's acceptor): with Nagle's algorithm the server's
     // small writes after a handshake wait for an ACK the client delays, and a fresh
@@ -231,6 +232,7 @@ pub async fn start(config: &Config, state: &AppState, app: Router) -> Result<Run
     let per_client = PerAddressLimit::new(
         config.limits.connections_per_address,
         &config.limits.trusted_proxies,
+        client_timeout,
     );
     let acceptor = RustlsAcceptor::new(RustlsConfig::from_config(tls_config))
         .handshake_timeout(client_timeout)

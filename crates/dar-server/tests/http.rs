@@ -518,6 +518,104 @@ async fn slow_and_silent_clients_are_closed_by_the_client_timeout() {
 }
 
 #[tokio::test]
+async fn an_http2_connection_that_answers_pings_but_asks_nothing_more_is_closed() {
+    use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+    let server = start_with("h2idle", "\n[limits]\nclient_timeout_secs = 1\n").await;
+    let addr = server.running.https_addr();
+    let ca = std::fs::read(server.dir.join("tls/ca.pem")).unwrap();
+    let connector = {
+        let mut roots = rustls::RootCertStore::empty();
+        for cert in rustls::pki_types::pem::PemObject::pem_slice_iter(&ca) {
+            roots.add(cert.unwrap()).unwrap();
+        }
+        let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
+        let mut config = rustls::ClientConfig::builder_with_provider(provider)
+            .with_safe_default_protocol_versions()
+            .unwrap()
+            .with_root_certificates(roots)
+            .with_no_client_auth();
+        config.alpn_protocols = vec![b"h2".to_vec()];
+        tokio_rustls::TlsConnector::from(Arc::new(config))
+    };
+    let tcp = tokio::net::TcpStream::connect(addr).await.unwrap();
+    let name = rustls::pki_types::ServerName::try_from("127.0.0.1").unwrap();
+    let mut stream = connector.connect(name, tcp).await.unwrap();
+    assert_eq!(stream.get_ref().1.alpn_protocol(), Some(&b"h2"[..]));
+    // The client preface, an empty SETTINGS frame (RFC 9113 §3.4, §6.5) and one request: a
+    // HEADERS frame on stream 1 ending the stream, its fields as HPACK literals without
+    // indexing (RFC 7541 §6.2.2) after the indexed `:method GET` and `:scheme https`.
+    let mut hpack = vec![0x82, 0x87];
+    let authority = addr.to_string();
+    for (index, value) in [(4u8, CONFIGURATION_PATH), (1, authority.as_str())] {
+        hpack.push(index);
+        hpack.push(u8::try_from(value.len()).unwrap());
+        hpack.extend_from_slice(value.as_bytes());
+    }
+    let mut hello = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n\0\0\0\x04\0\0\0\0\0".to_vec();
+    hello.extend_from_slice(&[
+        0,
+        0,
+        u8::try_from(hpack.len()).unwrap(),
+        0x1,
+        0x5,
+        0,
+        0,
+        0,
+        1,
+    ]);
+    hello.extend_from_slice(&hpack);
+    stream.write_all(&hello).await.unwrap();
+    // Then every SETTINGS and PING the server sends is acknowledged, and nothing more asked.
+    let answered = tokio::time::timeout(Duration::from_secs(30), async {
+        let mut response_on_stream_1 = false;
+        loop {
+            let mut head = [0u8; 9];
+            if stream.read_exact(&mut head).await.is_err() {
+                return response_on_stream_1;
+            }
+            let len = usize::from(head[0]) << 16 | usize::from(head[1]) << 8 | usize::from(head[2]);
+            let mut payload = vec![0u8; len];
+            if stream.read_exact(&mut payload).await.is_err() {
+                return response_on_stream_1;
+            }
+            let (kind, ack, stream_id) = (head[3], head[4] & 1 == 1, head[8]);
+            let reply: Option<Vec<u8>> = match (kind, ack) {
+                // The response's HEADERS.
+                (0x1, _) if stream_id == 1 => {
+                    response_on_stream_1 = true;
+                    None
+                }
+                // SETTINGS: acknowledge.
+                (0x4, false) => Some(vec![0, 0, 0, 0x4, 0x1, 0, 0, 0, 0]),
+                // PING: answer with its payload.
+                (0x6, false) => {
+                    let mut pong = vec![0, 0, 8, 0x6, 0x1, 0, 0, 0, 0];
+                    pong.extend_from_slice(&payload);
+                    Some(pong)
+                }
+                // GOAWAY: the server is closing.
+                (0x7, _) => return response_on_stream_1,
+                _ => None,
+            };
+            if let Some(reply) = reply
+                && stream.write_all(&reply).await.is_err()
+            {
+                return response_on_stream_1;
+            }
+        }
+    })
+    .await;
+    let response_on_stream_1 =
+        answered.expect("an idle HTTP/2 connection answering pings was still open after 30 s");
+    assert!(response_on_stream_1, "the request was never answered");
+    server
+        .running
+        .shutdown(Duration::from_secs(1))
+        .await
+        .unwrap();
+}
+
+#[tokio::test]
 async fn connections_over_the_per_client_cap_are_closed_before_tls() {
     use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
     let server = start_with(

@@ -570,15 +570,17 @@ fn the_lockout_policy_and_mail_default_and_can_be_set() {
     assert_eq!(ap.mail.from, "dar@dar.test");
     assert_eq!(ap.mail.dir, Path::new("/srv/dar/mail"));
     assert_eq!(ap.mail.smtp_url, None);
+    assert_eq!(ap.mail.lease, Duration::from_secs(120));
 
     let text = variant(
         "[recovery_provider]",
         "[account_provider.lockout]\nwaiting_period_secs = 3600\n\
          [[account_provider.lockout.rules]]\nname = \"two\"\ndelegated_tokens = 2\noutcome = \"unlock\"\n\
          [account_provider.mail]\nsmtp_url = \"smtp://mail.example.com:587?tls=required\"\n\
-         from = \"security@dar.test\"\n\n[recovery_provider]",
+         from = \"security@dar.test\"\nlease_secs = 30\n\n[recovery_provider]",
     );
     let ap = parse(&text).unwrap().account_provider.unwrap();
+    assert_eq!(ap.mail.lease, Duration::from_secs(30));
     assert_eq!(ap.lockout.waiting_period_secs, 3600);
     assert_eq!(ap.lockout.rules.len(), 1);
     assert_eq!(ap.mail.from, "security@dar.test");
@@ -602,6 +604,14 @@ fn rejects_an_unsafe_lockout_policy_or_mail_setting_naming_the_key() {
         "[account_provider.mail]\nfrom = \"not an address\"\n\n[recovery_provider]",
     );
     assert_eq!(invalid_key(parse(&sender)), "account_provider.mail.from");
+    let lease = variant(
+        "[recovery_provider]",
+        "[account_provider.mail]\nlease_secs = 0\n\n[recovery_provider]",
+    );
+    assert_eq!(
+        invalid_key(parse(&lease)),
+        "account_provider.mail.lease_secs"
+    );
     let unknown = variant(
         "[recovery_provider]",
         "[account_provider.lockout]\nwaiting_days = 3\n\n[recovery_provider]",

@@ -41,7 +41,8 @@ use crate::state::AppState;
 
 /// Rows taken per kind of work in one pass.
 const BATCH: u32 = 32;
-/// How long a mail row is leased to this worker while it is being sent (seconds).
+/// How long a mail row is leased to this worker while it is being sent (seconds), unless
+/// [`LockoutWorker::with_mail_lease`] says otherwise.
 const MAIL_LEASE_SECS: i64 = 120;
 
 /// What one pass did.
@@ -71,6 +72,8 @@ pub struct LockoutWorker {
     origin: Origin,
     /// Signs the cancel links: a secret, wiped on drop and never printed.
     link_key: Zeroizing<[u8; 32]>,
+    /// Seconds a mail row is reserved while it is sent.
+    mail_lease: i64,
 }
 
 impl std::fmt::Debug for LockoutWorker {
@@ -83,6 +86,7 @@ impl std::fmt::Debug for LockoutWorker {
             .field("site", &self.site)
             .field("origin", &self.origin)
             .field("link_key", &"[redacted]")
+            .field("mail_lease", &self.mail_lease)
             .finish()
     }
 }
@@ -112,7 +116,18 @@ impl LockoutWorker {
             site: state.site_name(),
             origin: state.public_origin().clone(),
             link_key: Zeroizing::new(link_key(state)?),
+            mail_lease: MAIL_LEASE_SECS,
         })
+    }
+
+    /// The same worker reserving a message it sends for `lease` (`[account_provider.mail]
+    /// lease_secs`): after a crash mid-send, the message is sent again once the lease ends.
+    #[must_use]
+    pub fn with_mail_lease(self, lease: Duration) -> Self {
+        Self {
+            mail_lease: i64::try_from(lease.as_secs()).unwrap_or(MAIL_LEASE_SECS),
+            ..self
+        }
     }
 
     /// One pass over everything due at `now`.
@@ -162,7 +177,7 @@ impl LockoutWorker {
         }
         let mails = self
             .store
-            .due_mail(unix, unix + MAIL_LEASE_SECS, BATCH)
+            .due_mail(unix, unix + self.mail_lease, BATCH)
             .await?;
         for mail in mails {
             match self.send(&mail).await {
@@ -359,7 +374,9 @@ pub fn from_config(
         return Ok(None);
     };
     let mailer = mailer_from_config(&ap.mail, config.development)?;
-    let worker = LockoutWorker::new(state, mailer).map_err(|e| ServerError::Mail(e.to_string()))?;
+    let worker = LockoutWorker::new(state, mailer)
+        .map_err(|e| ServerError::Mail(e.to_string()))?
+        .with_mail_lease(ap.mail.lease);
     Ok(Some((worker, ap.mail.interval)))
 }
 

@@ -10,18 +10,27 @@
 //! IPv4 clients are counted by address, IPv6 clients by /64 prefix (one host usually holds a
 //! whole /64). The trusted reverse proxies of `[limits] trusted_proxies` are not counted:
 //! their connections carry many clients.
+//!
+//! The same acceptor closes a connection that has had no request in progress for the client
+//! timeout (`[limits] client_timeout_secs`): hyper bounds an HTTP/1.1 connection's idle time
+//! but not an HTTP/2 one's, whose client may answer the server's pings for ever while asking
+//! nothing. The connection's service counts its requests in progress; its stream, while there
+//! are none, fails its next read once the idle time is up, which ends the connection.
 
 use std::collections::HashMap;
-use std::future::{Ready, ready};
+use std::future::{Future, Ready, ready};
 use std::io;
 use std::net::IpAddr;
 use std::pin::Pin;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::task::{Context, Poll};
+use std::time::Duration;
 
 use axum_server::accept::Accept;
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::TcpStream;
+use tokio::time::{Instant, Sleep};
 
 use crate::security::client_key;
 
@@ -29,22 +38,25 @@ use crate::security::client_key;
 #[derive(Debug, Default)]
 struct Counts(Mutex<HashMap<IpAddr, usize>>);
 
-/// The acceptor: sets `TCP_NODELAY` (see [`crate::start`]) and admits a connection only while
-/// its client holds fewer than the cap.
+/// The acceptor: sets `TCP_NODELAY` (see [`crate::start`]), admits a connection only while
+/// its client holds fewer than the cap, and closes it after `idle` without a request.
 #[derive(Debug, Clone)]
 pub(crate) struct PerAddressLimit {
     counts: Arc<Counts>,
     max: usize,
     exempt: Arc<[IpAddr]>,
+    idle: Duration,
 }
 
 impl PerAddressLimit {
-    /// At most `max` connections per client; `exempt` addresses are not counted.
-    pub(crate) fn new(max: usize, exempt: &[IpAddr]) -> Self {
+    /// At most `max` connections per client; `exempt` addresses are not counted; a connection
+    /// with no request in progress for `idle` is closed.
+    pub(crate) fn new(max: usize, exempt: &[IpAddr], idle: Duration) -> Self {
         Self {
             counts: Arc::default(),
             max,
             exempt: exempt.into(),
+            idle,
         }
     }
 
@@ -92,20 +104,103 @@ impl Drop for Slot {
     }
 }
 
-/// An admitted connection: the TCP stream and its slot.
+/// The requests in progress on one connection and when the last one ended (or the connection
+/// was accepted), shared by its stream and its service.
+#[derive(Debug)]
+struct Activity {
+    in_progress: AtomicUsize,
+    last: Mutex<Instant>,
+}
+
+impl Activity {
+    fn new() -> Self {
+        Self {
+            in_progress: AtomicUsize::new(0),
+            last: Mutex::new(Instant::now()),
+        }
+    }
+
+    /// When the connection will have been idle for `idle`, or `None` while a request is in
+    /// progress.
+    fn idle_deadline(&self, idle: Duration) -> Option<Instant> {
+        if self.in_progress.load(Ordering::Acquire) > 0 {
+            return None;
+        }
+        Some(*self.last.lock().unwrap_or_else(PoisonError::into_inner) + idle)
+    }
+}
+
+/// A request in progress; its end is the connection's latest activity.
+struct InProgress(Arc<Activity>);
+
+impl InProgress {
+    fn start(activity: &Arc<Activity>) -> Self {
+        activity.in_progress.fetch_add(1, Ordering::AcqRel);
+        Self(Arc::clone(activity))
+    }
+}
+
+impl Drop for InProgress {
+    fn drop(&mut self) {
+        *self.0.last.lock().unwrap_or_else(PoisonError::into_inner) = Instant::now();
+        self.0.in_progress.fetch_sub(1, Ordering::AcqRel);
+    }
+}
+
+/// An admitted connection: the TCP stream, its slot, and its idle timer.
 #[derive(Debug)]
 pub(crate) struct Counted {
     stream: TcpStream,
     _slot: Option<Slot>,
+    activity: Arc<Activity>,
+    idle: Duration,
+    timer: Pin<Box<Sleep>>,
+}
+
+/// The connection's service, counting the requests in progress.
+#[derive(Debug, Clone)]
+pub(crate) struct Tracked<S> {
+    inner: S,
+    activity: Arc<Activity>,
+}
+
+impl<S, R> tower::Service<R> for Tracked<S>
+where
+    S: tower::Service<R>,
+    S::Future: Send + 'static,
+{
+    type Response = S::Response;
+    type Error = S::Error;
+    type Future = Pin<Box<dyn Future<Output = Result<S::Response, S::Error>> + Send>>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, request: R) -> Self::Future {
+        let in_progress = InProgress::start(&self.activity);
+        let response = self.inner.call(request);
+        Box::pin(async move {
+            let response = response.await;
+            drop(in_progress);
+            response
+        })
+    }
 }
 
 impl<S> Accept<TcpStream, S> for PerAddressLimit {
     type Stream = Counted;
-    type Service = S;
-    type Future = Ready<io::Result<(Counted, S)>>;
+    type Service = Tracked<S>;
+    type Future = Ready<io::Result<(Counted, Tracked<S>)>>;
 
     fn accept(&self, stream: TcpStream, service: S) -> Self::Future {
-        ready(self.admit_stream(stream).map(|counted| (counted, service)))
+        ready(self.admit_stream(stream).map(|counted| {
+            let service = Tracked {
+                inner: service,
+                activity: Arc::clone(&counted.activity),
+            };
+            (counted, service)
+        }))
     }
 }
 
@@ -117,9 +212,13 @@ impl PerAddressLimit {
             return Err(io::Error::other("too many connections from one client"));
         };
         stream.set_nodelay(true)?;
+        let activity = Arc::new(Activity::new());
         Ok(Counted {
             stream,
             _slot: slot,
+            timer: Box::pin(tokio::time::sleep(self.idle)),
+            activity,
+            idle: self.idle,
         })
     }
 }
@@ -130,7 +229,20 @@ impl AsyncRead for Counted {
         cx: &mut Context<'_>,
         buf: &mut ReadBuf<'_>,
     ) -> Poll<io::Result<()>> {
-        Pin::new(&mut self.stream).poll_read(cx, buf)
+        let this = &mut *self;
+        // The timer is polled (so that it wakes the connection) only while it is idle.
+        if let Some(deadline) = this.activity.idle_deadline(this.idle) {
+            if this.timer.deadline() != deadline {
+                this.timer.as_mut().reset(deadline);
+            }
+            if this.timer.as_mut().poll(cx).is_ready() {
+                return Poll::Ready(Err(io::Error::new(
+                    io::ErrorKind::TimedOut,
+                    "no request within the client timeout",
+                )));
+            }
+        }
+        Pin::new(&mut this.stream).poll_read(cx, buf)
     }
 }
 
@@ -174,7 +286,7 @@ mod tests {
 
     #[test]
     fn a_client_is_admitted_up_to_the_cap_and_again_when_one_closes() {
-        let limit = PerAddressLimit::new(2, &[]);
+        let limit = PerAddressLimit::new(2, &[], Duration::from_secs(10));
         let first = limit.admit(ip("192.0.2.1")).unwrap();
         let second = limit.admit(ip("192.0.2.1")).unwrap();
         assert!(first.is_some() && second.is_some());
@@ -195,7 +307,7 @@ mod tests {
 
     #[test]
     fn ipv6_clients_are_counted_by_their_64_prefix_and_mapped_ipv4_as_ipv4() {
-        let limit = PerAddressLimit::new(1, &[]);
+        let limit = PerAddressLimit::new(1, &[], Duration::from_secs(10));
         let _held = limit.admit(ip("2001:db8:1:2::1")).unwrap();
         assert!(
             limit.admit(ip("2001:db8:1:2:ffff::9")).is_none(),
@@ -209,7 +321,7 @@ mod tests {
     #[test]
     fn trusted_proxies_are_not_counted() {
         let proxy = ip("10.0.0.2");
-        let limit = PerAddressLimit::new(1, &[proxy]);
+        let limit = PerAddressLimit::new(1, &[proxy], Duration::from_secs(10));
         let held: Vec<_> = (0..10).map(|_| limit.admit(proxy).unwrap()).collect();
         assert!(held.iter().all(Option::is_none), "no slot taken");
         assert_eq!(limit.open(proxy), 0);
