@@ -35,6 +35,11 @@ impl Server {
             self.running.http_addr().unwrap().port()
         )
     }
+
+    /// Shuts the server down, giving in-flight requests a second.
+    async fn stop(self) {
+        self.running.shutdown(Duration::from_secs(1)).await.unwrap();
+    }
 }
 
 #[derive(serde::Deserialize)]
@@ -191,11 +196,7 @@ async fn serves_the_configuration_document_over_https() {
     let doc = Configuration::from_json(&body, false).unwrap();
     assert_eq!(doc.issuer().as_str(), "https://dar.test");
     assert!(doc.account_provider().is_some() && doc.recovery_provider().is_some());
-    server
-        .running
-        .shutdown(Duration::from_secs(1))
-        .await
-        .unwrap();
+    server.stop().await;
 }
 
 #[tokio::test]
@@ -227,11 +228,7 @@ async fn plain_http_is_401_with_an_empty_body_and_never_redirects() {
             "{method} {path}"
         );
     }
-    server
-        .running
-        .shutdown(Duration::from_secs(1))
-        .await
-        .unwrap();
+    server.stop().await;
 }
 
 #[tokio::test]
@@ -259,11 +256,7 @@ async fn https_never_redirects_and_sends_the_security_headers() {
             assert_eq!(header(&response, "cache-control"), "no-store", "{path}");
         }
     }
-    server
-        .running
-        .shutdown(Duration::from_secs(1))
-        .await
-        .unwrap();
+    server.stop().await;
 }
 
 #[tokio::test]
@@ -281,11 +274,7 @@ async fn unknown_route_is_404_json() {
     assert_eq!(body["code"], "not_found");
     assert_eq!(body["step"], "request");
     assert!(body["message"].is_string());
-    server
-        .running
-        .shutdown(Duration::from_secs(1))
-        .await
-        .unwrap();
+    server.stop().await;
 }
 
 #[tokio::test]
@@ -303,11 +292,7 @@ async fn oversize_body_is_413() {
     assert_eq!(response.status(), StatusCode::PAYLOAD_TOO_LARGE);
     let body: serde_json::Value = response.json().await.unwrap();
     assert_eq!(body["code"], "payload_too_large");
-    server
-        .running
-        .shutdown(Duration::from_secs(1))
-        .await
-        .unwrap();
+    server.stop().await;
 }
 
 #[tokio::test]
@@ -337,11 +322,7 @@ async fn state_changing_form_without_csrf_token_is_403() {
         .unwrap();
     let body: serde_json::Value = response.json().await.unwrap();
     assert_eq!(body["code"], "cross_site_request");
-    server
-        .running
-        .shutdown(Duration::from_secs(1))
-        .await
-        .unwrap();
+    server.stop().await;
 }
 
 #[tokio::test]
@@ -380,11 +361,7 @@ async fn request_logs_hold_the_path_but_never_the_query() {
     let url = server.https("/log-probe/recover-account?code=SECRET123&token=AAAA");
     let response = server.client.get(url).send().await.unwrap();
     assert_eq!(response.status(), StatusCode::NOT_FOUND);
-    server
-        .running
-        .shutdown(Duration::from_secs(1))
-        .await
-        .unwrap();
+    server.stop().await;
     let logs = log_text();
     let line = logs
         .lines()
@@ -433,11 +410,7 @@ async fn speaks_tls_1_3_and_still_accepts_tls_1_2() {
             .unwrap();
         assert_eq!(response.status(), StatusCode::OK, "{min:?}");
     }
-    server
-        .running
-        .shutdown(Duration::from_secs(1))
-        .await
-        .unwrap();
+    server.stop().await;
 }
 
 /// Reads from `stream` until the server closes it (end of stream or an error such as a reset),
@@ -460,6 +433,11 @@ async fn closed_by_server(stream: &mut (impl tokio::io::AsyncRead + Unpin), what
 }
 
 fn tls_connector(ca_pem: &[u8]) -> tokio_rustls::TlsConnector {
+    tls_connector_offering(ca_pem, &[])
+}
+
+/// A TLS client trusting `ca_pem` and offering these ALPN protocols.
+fn tls_connector_offering(ca_pem: &[u8], alpn: &[&[u8]]) -> tokio_rustls::TlsConnector {
     let mut roots = rustls::RootCertStore::empty();
     let certs: Vec<rustls::pki_types::CertificateDer<'static>> =
         rustls::pki_types::pem::PemObject::pem_slice_iter(ca_pem)
@@ -467,11 +445,12 @@ fn tls_connector(ca_pem: &[u8]) -> tokio_rustls::TlsConnector {
             .unwrap();
     roots.add_parsable_certificates(certs);
     let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
-    let config = rustls::ClientConfig::builder_with_provider(provider)
+    let mut config = rustls::ClientConfig::builder_with_provider(provider)
         .with_safe_default_protocol_versions()
         .unwrap()
         .with_root_certificates(roots)
         .with_no_client_auth();
+    config.alpn_protocols = alpn.iter().map(|p| p.to_vec()).collect();
     tokio_rustls::TlsConnector::from(Arc::new(config))
 }
 
@@ -510,11 +489,7 @@ async fn slow_and_silent_clients_are_closed_by_the_client_timeout() {
         .await
         .unwrap();
     assert_eq!(response.status(), StatusCode::OK);
-    server
-        .running
-        .shutdown(Duration::from_secs(1))
-        .await
-        .unwrap();
+    server.stop().await;
 }
 
 #[tokio::test]
@@ -523,20 +498,7 @@ async fn an_http2_connection_that_answers_pings_but_asks_nothing_more_is_closed(
     let server = start_with("h2idle", "\n[limits]\nclient_timeout_secs = 1\n").await;
     let addr = server.running.https_addr();
     let ca = std::fs::read(server.dir.join("tls/ca.pem")).unwrap();
-    let connector = {
-        let mut roots = rustls::RootCertStore::empty();
-        for cert in rustls::pki_types::pem::PemObject::pem_slice_iter(&ca) {
-            roots.add(cert.unwrap()).unwrap();
-        }
-        let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
-        let mut config = rustls::ClientConfig::builder_with_provider(provider)
-            .with_safe_default_protocol_versions()
-            .unwrap()
-            .with_root_certificates(roots)
-            .with_no_client_auth();
-        config.alpn_protocols = vec![b"h2".to_vec()];
-        tokio_rustls::TlsConnector::from(Arc::new(config))
-    };
+    let connector = tls_connector_offering(&ca, &[b"h2"]);
     let tcp = tokio::net::TcpStream::connect(addr).await.unwrap();
     let name = rustls::pki_types::ServerName::try_from("127.0.0.1").unwrap();
     let mut stream = connector.connect(name, tcp).await.unwrap();
@@ -608,11 +570,7 @@ async fn an_http2_connection_that_answers_pings_but_asks_nothing_more_is_closed(
     let response_on_stream_1 =
         answered.expect("an idle HTTP/2 connection answering pings was still open after 30 s");
     assert!(response_on_stream_1, "the request was never answered");
-    server
-        .running
-        .shutdown(Duration::from_secs(1))
-        .await
-        .unwrap();
+    server.stop().await;
 }
 
 #[tokio::test]
@@ -664,11 +622,7 @@ async fn connections_over_the_per_client_cap_are_closed_before_tls() {
         "{}",
         String::from_utf8_lossy(&answer)
     );
-    server
-        .running
-        .shutdown(Duration::from_secs(1))
-        .await
-        .unwrap();
+    server.stop().await;
 }
 
 #[tokio::test]
@@ -702,9 +656,5 @@ async fn an_idle_kept_alive_connection_is_closed_by_the_client_timeout() {
     );
     // ...until the client has been idle for the timeout.
     closed_by_server(&mut stream, "idle keep-alive connection").await;
-    server
-        .running
-        .shutdown(Duration::from_secs(1))
-        .await
-        .unwrap();
+    server.stop().await;
 }
