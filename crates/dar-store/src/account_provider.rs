@@ -13,6 +13,7 @@ use dar_account_provider::{
     RecoveryRecord, RevocationReason, StoreFailure, TokenRecord, Transition,
 };
 use dar_core::{Origin, TokenId};
+use sqlx::Row as _;
 use time::OffsetDateTime;
 
 use crate::{Pool, Store, StoreError};
@@ -43,22 +44,6 @@ type TokenRow = (
     Vec<u8>,
     String,
     i64,
-);
-
-/// A [`TokenRow`] and whether the replay guard holds the countersigned id.
-type TokenRowReplayed = (
-    String,
-    String,
-    String,
-    String,
-    Option<String>,
-    i64,
-    i64,
-    Option<String>,
-    Vec<u8>,
-    String,
-    i64,
-    bool,
 );
 
 type RecoveryRow = (String, String, String, String, i64, bool, Option<i64>);
@@ -366,19 +351,21 @@ impl AccountProviderStore for Store {
             "select {TOKEN_COLUMNS}, exists(select 1 from ap_replay_guard \
              where ap_replay_guard_id = $1) from ap_token where ap_token_id = $2"
         );
-        let row: Option<TokenRowReplayed> = with_pool!(self, pool => {
-            sqlx::query_as(sqlx::AssertSqlSafe(sql))
+        // The token's columns decode as a `TokenRow` (which reads its eleven columns by
+        // position); the replay guard's answer is the twelfth.
+        let found: Option<(TokenRow, bool)> = with_pool!(self, pool => {
+            let row = sqlx::query(sqlx::AssertSqlSafe(sql))
                 .bind(countersigned_id.to_string())
                 .bind(token_id.to_string())
                 .fetch_optional(pool)
                 .await
+                .map_err(db)?;
+            row.map(|row| Ok((sqlx::FromRow::from_row(&row)?, row.try_get(11)?)))
+                .transpose()
                 .map_err(db)?
         });
-        match row {
-            Some((a, b, c, d, e, f, g, h, i, j, k, replayed)) => Ok((
-                replayed,
-                Some(token_from_row((a, b, c, d, e, f, g, h, i, j, k))?),
-            )),
+        match found {
+            Some((token, replayed)) => Ok((replayed, Some(token_from_row(token)?))),
             None => Ok((self.is_replayed(countersigned_id).await?, None)),
         }
     }
