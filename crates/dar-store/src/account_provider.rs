@@ -1,19 +1,22 @@
 //! [`AccountProviderStore`] for [`Store`], on SQLite and PostgreSQL (migrations `01xx`).
 //!
 //! One SQL text serves both backends (`$n` placeholders, `on conflict`, `returning`); the
-//! schemas differ only in column types. Times are unix seconds. Every method that changes more
-//! than one row does so in one transaction, and the single-use state it depends on is changed
-//! first and conditionally (compare-and-set), so concurrent requests on any number of
-//! instances cannot both act on it. Constraint violations become domain errors here: a
-//! duplicate countersigned id is [`AccountProviderError::Replayed`], a second recovery of one
-//! token [`AccountProviderError::TokenAlreadyUsed`].
+//! schemas differ only in column types. The exception is the commit of a recovery, the hot
+//! path of recover-account-return, whose writes go to the database in one call: several
+//! statements on SQLite, one statement of data-modifying CTEs on PostgreSQL. Times are unix
+//! seconds. Every method that changes more than one row does so in one transaction, and the
+//! single-use state it depends on is changed conditionally (compare-and-set), so concurrent
+//! requests on any number of instances cannot both act on it. Constraint violations become
+//! domain errors here: a duplicate countersigned id is [`AccountProviderError::Replayed`], a
+//! second recovery of one token [`AccountProviderError::TokenAlreadyUsed`].
 
 use dar_account_provider::{
     AccountProviderError, AccountProviderStore, AuditEntry, PendingSave, Purged, RecoveryCommit,
     RecoveryRecord, RevocationReason, StoreFailure, TokenRecord, Transition,
 };
 use dar_core::{Origin, TokenId};
-use sqlx::Row as _;
+use futures_util::StreamExt as _;
+use sqlx::{Executor as _, Row as _};
 use time::OffsetDateTime;
 
 use crate::{Pool, Store, StoreError};
@@ -52,6 +55,59 @@ type AuditRow = (i64, String, String, String, String, Option<String>);
 
 const INSERT_AUDIT: &str = "insert into ap_audit (at, event, ap_token_id, account_id, \
      recovery_provider, detail) values ($1, $2, $3, $4, $5, $6)";
+
+/// §3.5 steps 9 and 16 on SQLite: the replay guard (a second insert of one countersigned id
+/// fails on its key), the token used only if it is still in the state the decision saw, the
+/// permanent record (one per token), the audit entry and, when given, the parked evidence.
+/// Several statements in one call (sqlx runs them in turn on the connection's thread and
+/// reports each one's rows): the call is one hand-off to that thread instead of five.
+/// Parameters are numbered across all statements; see `commit_query!`. sqlx marks several
+/// statements in one query as deprecated (`Query::execute_many`; only its SQLite driver
+/// has them); the version pinned here runs them, and the refusal and race tests of
+/// `tests/account_provider.rs` fail if an upgrade stops doing so.
+const COMMIT_RECOVERY_SQLITE: &str = "\
+    insert into ap_replay_guard (ap_replay_guard_id, ap_token_id, expires_at) \
+        values ($1, $2, $3); \
+    update ap_token set state = 'used', updated_at = $4 where ap_token_id = $2 and state = $5; \
+    insert into ap_recovery (ap_recovery_id, ap_token_id, account_id, recovery_provider, \
+        recovered_at, low_friction) values ($1, $2, $6, $7, $4, $8); \
+    insert into ap_audit (at, event, ap_token_id, account_id, recovery_provider, detail) \
+        values ($4, $9, $2, $6, $7, $1); \
+    insert into web_parked_request (parked_hash, kind, payload, created_at, expires_at) \
+        select $10, $11, $12, $4, $13 where $10 is not null";
+
+/// The same writes on PostgreSQL, one statement (PostgreSQL prepares one statement per call):
+/// data-modifying CTEs, the record, audit entry and evidence written only when the token's
+/// update matched; the answer is how many it matched. A concurrent commit of the same
+/// countersigned id waits on the guard's key and then fails on it.
+const COMMIT_RECOVERY_POSTGRES: &str = "\
+    with guard as (insert into ap_replay_guard (ap_replay_guard_id, ap_token_id, expires_at) \
+            values ($1, $2, $3)), \
+        used as (update ap_token set state = 'used', updated_at = $4 \
+            where ap_token_id = $2 and state = $5 returning ap_token_id), \
+        recovery as (insert into ap_recovery (ap_recovery_id, ap_token_id, account_id, \
+            recovery_provider, recovered_at, low_friction) \
+            select $1, ap_token_id, $6, $7, $4, $8 from used), \
+        audit as (insert into ap_audit (at, event, ap_token_id, account_id, recovery_provider, \
+            detail) select $4, $9, ap_token_id, $6, $7, $1 from used), \
+        parked as (insert into web_parked_request (parked_hash, kind, payload, created_at, \
+            expires_at) select $10, $11, $12, $4, $13 from used where $10 is not null) \
+    select count(*) from used";
+
+/// A failed recovery commit: a duplicate key of the replay guard or of the permanent record
+/// is a replayed countersigned token, a second record of one token a used token (§3.5 steps
+/// 9 and 16); anything else is the store's.
+fn commit_error(e: sqlx::Error) -> AccountProviderError {
+    match unique_violation(&e) {
+        Some(what) if what.contains("ap_recovery") && what.contains("ap_token_id") => {
+            AccountProviderError::TokenAlreadyUsed
+        }
+        Some(what) if what.contains("ap_replay_guard") || what.contains("ap_recovery") => {
+            AccountProviderError::Replayed
+        }
+        _ => db(e),
+    }
+}
 
 impl From<StoreError> for AccountProviderError {
     fn from(e: StoreError) -> Self {
@@ -371,87 +427,66 @@ impl AccountProviderStore for Store {
     }
 
     async fn commit_recovery(&self, c: &RecoveryCommit) -> Result<(), AccountProviderError> {
-        let cs = c.countersigned_id.to_string();
-        let token = c.token_id.to_string();
         if c.handoff.is_some() {
             self.purge_parked_if_due(secs(c.at)).await.map_err(db)?;
         }
-        with_pool!(self, pool => {
-            let mut tx = pool.begin().await.map_err(db)?;
-            // §3.5 step 9: the replay guard; a concurrent insert of the same id waits for the
-            // first transaction and then fails here.
-            sqlx::query(
-                "insert into ap_replay_guard (ap_replay_guard_id, ap_token_id, expires_at) \
-                 values ($1, $2, $3)",
-            )
-            .bind(cs.as_str())
-            .bind(token.as_str())
-            .bind(secs(c.guard_expires_at))
-            .execute(&mut *tx)
-            .await
-            .map_err(|e| match unique_violation(&e) {
-                Some(_) => AccountProviderError::Replayed,
-                None => db(e),
-            })?;
-            // The token is used once: only if it is still in the state the decision saw.
-            let used = sqlx::query(
-                "update ap_token set state = 'used', updated_at = $1 \
-                 where ap_token_id = $2 and state = $3",
-            )
-            .bind(secs(c.at))
-            .bind(token.as_str())
-            .bind(c.from.as_str())
-            .execute(&mut *tx)
-            .await
-            .map_err(db)?;
-            if used.rows_affected() == 0 {
-                return Err(AccountProviderError::TokenAlreadyUsed);
-            }
-            // §3.5 step 16: the permanent record; one per recovery token.
-            sqlx::query(
-                "insert into ap_recovery (ap_recovery_id, ap_token_id, account_id, \
-                 recovery_provider, recovered_at, low_friction) values ($1, $2, $3, $4, $5, $6)",
-            )
-            .bind(cs.as_str())
-            .bind(token.as_str())
-            .bind(c.account_id.as_str())
-            .bind(c.recovery_provider.as_str())
-            .bind(secs(c.at))
-            .bind(c.low_friction)
-            .execute(&mut *tx)
-            .await
-            .map_err(|e| match unique_violation(&e) {
-                Some(what) if what.contains("ap_token_id") => {
-                    AccountProviderError::TokenAlreadyUsed
-                }
-                Some(_) => AccountProviderError::Replayed,
-                None => db(e),
-            })?;
-            let entry = AuditEntry {
-                at: c.at,
-                event: dar_account_provider::AuditEvent::Recovered,
-                token_id: c.token_id,
-                account_id: c.account_id.clone(),
-                recovery_provider: c.recovery_provider.clone(),
-                detail: Some(cs.clone()),
+        let cs = c.countersigned_id.to_string();
+        let token = c.token_id.to_string();
+        let handoff = c.handoff.as_ref();
+        // Binds the numbered parameters of COMMIT_RECOVERY_SQLITE / _POSTGRES.
+        macro_rules! commit_query {
+            ($sql:expr) => {
+                sqlx::query($sql)
+                    .bind(cs.as_str())
+                    .bind(token.as_str())
+                    .bind(secs(c.guard_expires_at))
+                    .bind(secs(c.at))
+                    .bind(c.from.as_str())
+                    .bind(c.account_id.as_str())
+                    .bind(c.recovery_provider.as_str())
+                    .bind(c.low_friction)
+                    .bind(dar_account_provider::AuditEvent::Recovered.as_str())
+                    .bind(handoff.map(|h| h.key_hash.as_str()))
+                    .bind(handoff.map(|h| h.kind.as_str()))
+                    .bind(handoff.map(|h| h.payload.as_str()))
+                    .bind(handoff.map(|h| secs(h.expires_at)))
             };
-            insert_audit!(&mut *tx, &entry)?;
-            if let Some(handoff) = &c.handoff {
-                sqlx::query(
-                    "insert into web_parked_request (parked_hash, kind, payload, created_at, \
-                     expires_at) values ($1, $2, $3, $4, $5)",
-                )
-                .bind(handoff.key_hash.as_str())
-                .bind(handoff.kind.as_str())
-                .bind(handoff.payload.as_str())
-                .bind(secs(c.at))
-                .bind(secs(handoff.expires_at))
-                .execute(&mut *tx)
-                .await
-                .map_err(db)?;
+        }
+        // One round trip for the writes, in a transaction so that a refusal leaves nothing.
+        match &self.pool {
+            Pool::Sqlite(pool) => {
+                let mut tx = pool.begin().await.map_err(db)?;
+                // One call, one result per statement; the second is the token's update.
+                let mut results = (&mut *tx).execute_many(commit_query!(COMMIT_RECOVERY_SQLITE));
+                let mut step = 0;
+                let mut used = 0;
+                while let Some(result) = results.next().await {
+                    let result = result.map_err(commit_error)?;
+                    if step == 1 {
+                        used = result.rows_affected();
+                    }
+                    step += 1;
+                }
+                drop(results);
+                if used == 0 {
+                    return Err(AccountProviderError::TokenAlreadyUsed);
+                }
+                tx.commit().await.map_err(db)
             }
-            tx.commit().await.map_err(db)
-        })
+            Pool::Postgres(pool) => {
+                let mut tx = pool.begin().await.map_err(db)?;
+                let used: i64 = commit_query!(COMMIT_RECOVERY_POSTGRES)
+                    .fetch_one(&mut *tx)
+                    .await
+                    .map_err(commit_error)?
+                    .try_get(0)
+                    .map_err(db)?;
+                if used == 0 {
+                    return Err(AccountProviderError::TokenAlreadyUsed);
+                }
+                tx.commit().await.map_err(db)
+            }
+        }
     }
 
     async fn recoveries_for_account(

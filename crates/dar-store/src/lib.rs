@@ -153,6 +153,9 @@ impl Store {
             // An in-memory database lives in its one connection anyway.
             let pool = SqlitePoolOptions::new()
                 .max_connections(1)
+                // A ping before each use is a hand-off to the connection's thread that tests
+                // nothing for an embedded database (sqlx still pings when one is released).
+                .test_before_acquire(false)
                 .connect_with(options)
                 .await?;
             let store = Self {

@@ -7,8 +7,9 @@ use std::sync::Arc;
 
 use dar_account_provider::{
     AccountProvider, AccountProviderError, AccountProviderStore, AuditEntry, AuditEvent,
-    IssueOptions, KeyRing, KnownRecoveryProvider, RateLimit, RecoveryRecord, RevocationReason,
-    SaveTokenRequest, Settings, TokenRecord, TokenState, TokenStatusForm,
+    EvidenceHandoff, IssueOptions, KeyRing, KnownRecoveryProvider, RateLimit, RecoveryCommit,
+    RecoveryRecord, RevocationReason, SaveTokenRequest, Settings, TokenRecord, TokenState,
+    TokenStatusForm,
 };
 use dar_core::{
     Configuration, Countersign, EndpointUrl, MAX_TOKEN_LEN, Origin, RecoveryProviderConfig,
@@ -164,8 +165,8 @@ async fn stores(name: &str) -> Vec<Store> {
     stores
 }
 
-/// The stores plus a SQLite file, whose pool has several connections (in-memory SQLite has
-/// one, which serializes everything).
+/// The stores plus a SQLite file (WAL, as deployments have it; in-memory SQLite keeps its
+/// journal in memory).
 async fn stores_with_file(name: &str) -> (Vec<Store>, std::path::PathBuf) {
     let mut all = stores(name).await;
     let dir = std::env::temp_dir().join(format!("dar-ap-{name}-{}", std::process::id()));
@@ -601,23 +602,8 @@ async fn raw_commit_race(
         let mut tasks = Vec::new();
         for (n, &id) in ids.iter().enumerate() {
             let store = store.clone();
-            let commit = dar_account_provider::RecoveryCommit {
-                countersigned_id: TokenId::new([id; 16]),
-                guard_expires_at: accept_time() + Duration::hours(1),
-                token_id: req.token_id(),
-                from: TokenState::Saved,
-                account_id: ACCOUNT.into(),
-                recovery_provider: rp(),
-                low_friction: false,
-                at: accept_time(),
-                // Each commit parks its own evidence; only the winner's may be written.
-                handoff: Some(dar_account_provider::EvidenceHandoff {
-                    key_hash: format!("race-{n}"),
-                    kind: "race".into(),
-                    payload: format!("evidence of commit {n}"),
-                    expires_at: accept_time() + Duration::minutes(10),
-                }),
-            };
+            // Each commit parks its own evidence; only the winner's may be written.
+            let commit = commit_of(req.token_id(), id, TokenState::Saved, &format!("race-{n}"));
             tasks.push(tokio::spawn(
                 async move { store.commit_recovery(&commit).await },
             ));
@@ -641,7 +627,7 @@ async fn raw_commit_race(
             if Some(n) == winner {
                 assert_eq!(
                     parked.as_deref(),
-                    Some(format!("evidence of commit {n}").as_str())
+                    Some(format!("evidence of commit race-{n}").as_str())
                 );
             } else {
                 assert_eq!(parked, None, "a losing commit left its evidence behind");
@@ -682,4 +668,78 @@ async fn store_commits_one_of_concurrent_commits_over_one_recovery_token() {
         );
     }
     let _ = std::fs::remove_dir_all(dir);
+}
+
+/// A commit decided on `from`, parking evidence under `key` (kind `race`, payload
+/// `evidence of commit KEY`).
+fn commit_of(token_id: TokenId, countersigned: u8, from: TokenState, key: &str) -> RecoveryCommit {
+    RecoveryCommit {
+        countersigned_id: TokenId::new([countersigned; 16]),
+        guard_expires_at: accept_time() + Duration::hours(1),
+        token_id,
+        from,
+        account_id: ACCOUNT.into(),
+        recovery_provider: rp(),
+        low_friction: false,
+        at: accept_time(),
+        handoff: Some(EvidenceHandoff {
+            key_hash: key.into(),
+            kind: "race".into(),
+            payload: format!("evidence of commit {key}"),
+            expires_at: accept_time() + Duration::minutes(10),
+        }),
+    }
+}
+
+/// The commit's writes go to the database together (several statements in one call on
+/// SQLite, one statement on PostgreSQL); a refusal at any of them must leave none behind.
+#[tokio::test]
+async fn a_refused_commit_writes_nothing() -> TestResult {
+    for store in stores("ap_refused_commit").await {
+        let req = issue_saved(&instance(&store)).await;
+        let before = snapshot(&store).await;
+        let now = accept_time().unix_timestamp();
+
+        // Decided on a state the token is no longer in: refused at the token's update, after
+        // the replay guard's insert, which must be undone.
+        let stale = commit_of(req.token_id(), 1, TokenState::Issued, "refused-1");
+        let err = store.commit_recovery(&stale).await.unwrap_err();
+        assert_eq!(err, AccountProviderError::TokenAlreadyUsed);
+        assert_eq!(snapshot(&store).await, before);
+        assert!(!store.is_replayed(TokenId::new([1; 16])).await?);
+        assert_eq!(
+            store.take_parked_request("refused-1", "race", now).await?,
+            None
+        );
+
+        // Without a handoff nothing is parked, and the rest is written.
+        let mut first = commit_of(req.token_id(), 2, TokenState::Saved, "refused-2");
+        first.handoff = None;
+        store.commit_recovery(&first).await?;
+        let recovered = snapshot(&store).await;
+        assert_eq!(recovered.tokens[0].state, TokenState::Used);
+        assert_eq!(recovered.recoveries.len(), 1);
+        assert!(store.is_replayed(TokenId::new([2; 16])).await?);
+        assert_eq!(
+            store.take_parked_request("refused-2", "race", now).await?,
+            None
+        );
+
+        // The same countersigned id again: refused at the guard, as a replay.
+        let again = commit_of(req.token_id(), 2, TokenState::Used, "refused-2");
+        let err = store.commit_recovery(&again).await.unwrap_err();
+        assert_eq!(err, AccountProviderError::Replayed);
+        // Another countersigned id over the used token, decided on its current state: refused
+        // at the permanent record, one per token.
+        let second = commit_of(req.token_id(), 3, TokenState::Used, "refused-3");
+        let err = store.commit_recovery(&second).await.unwrap_err();
+        assert_eq!(err, AccountProviderError::TokenAlreadyUsed);
+        assert_eq!(snapshot(&store).await, recovered);
+        assert!(!store.is_replayed(TokenId::new([3; 16])).await?);
+        for n in [2, 3] {
+            let key = format!("refused-{n}");
+            assert_eq!(store.take_parked_request(&key, "race", now).await?, None);
+        }
+    }
+    Ok(())
 }
