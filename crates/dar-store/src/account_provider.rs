@@ -76,15 +76,16 @@ const COMMIT_RECOVERY_SQLITE: &str = "\
     insert into web_parked_request (parked_hash, kind, payload, created_at, expires_at) \
         select $10, $11, $12, $4, $13 where $10 is not null";
 
-/// The same writes on PostgreSQL, one statement (PostgreSQL prepares one statement per call):
-/// data-modifying CTEs, the record, audit entry and evidence written only when the token's
-/// update matched; the answer is how many it matched. A concurrent commit of the same
-/// countersigned id waits on the guard's key and then fails on it.
+/// The same writes on PostgreSQL as one statement (PostgreSQL prepares one statement per call),
+/// which is its own transaction: data-modifying CTEs, every write made only when the token's
+/// update matched, so a commit decided on a state the token is no longer in writes nothing.
+/// The answer is how many rows the update matched. A concurrent commit over the same token
+/// waits on the token's row, then finds it used and matches none.
 const COMMIT_RECOVERY_POSTGRES: &str = "\
-    with guard as (insert into ap_replay_guard (ap_replay_guard_id, ap_token_id, expires_at) \
-            values ($1, $2, $3)), \
-        used as (update ap_token set state = 'used', updated_at = $4 \
+    with used as (update ap_token set state = 'used', updated_at = $4 \
             where ap_token_id = $2 and state = $5 returning ap_token_id), \
+        guard as (insert into ap_replay_guard (ap_replay_guard_id, ap_token_id, expires_at) \
+            select $1, ap_token_id, $3 from used), \
         recovery as (insert into ap_recovery (ap_recovery_id, ap_token_id, account_id, \
             recovery_provider, recovered_at, low_friction) \
             select $1, ap_token_id, $6, $7, $4, $8 from used), \
@@ -452,9 +453,10 @@ impl AccountProviderStore for Store {
                     .bind(handoff.map(|h| secs(h.expires_at)))
             };
         }
-        // One round trip for the writes, in a transaction so that a refusal leaves nothing.
         match &self.pool {
             Pool::Sqlite(pool) => {
+                // A transaction around the statements: a refusal at any of them drops it, which
+                // rolls back the ones before.
                 let mut tx = pool.begin().await.map_err(db)?;
                 // One call, one result per statement; the second is the token's update.
                 let mut results = (&mut *tx).execute_many(commit_query!(COMMIT_RECOVERY_SQLITE));
@@ -474,17 +476,22 @@ impl AccountProviderStore for Store {
                 tx.commit().await.map_err(db)
             }
             Pool::Postgres(pool) => {
-                let mut tx = pool.begin().await.map_err(db)?;
                 let used: i64 = commit_query!(COMMIT_RECOVERY_POSTGRES)
-                    .fetch_one(&mut *tx)
+                    .fetch_one(pool)
                     .await
                     .map_err(commit_error)?
                     .try_get(0)
                     .map_err(db)?;
                 if used == 0 {
-                    return Err(AccountProviderError::TokenAlreadyUsed);
+                    // Nothing was written. The commit that used the token first may have
+                    // been one of this same countersigned token, which is then a replay.
+                    return Err(if self.is_replayed(c.countersigned_id).await? {
+                        AccountProviderError::Replayed
+                    } else {
+                        AccountProviderError::TokenAlreadyUsed
+                    });
                 }
-                tx.commit().await.map_err(db)
+                Ok(())
             }
         }
     }
