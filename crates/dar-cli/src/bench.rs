@@ -356,6 +356,9 @@ impl Report {
     }
 }
 
+/// How many slices [`crypto_limit`] measures; it keeps the best.
+const LIMIT_SLICES: u32 = 10;
+
 /// The single-thread rates of the build's default backend (the one `dar serve` uses) that
 /// bound the account provider's recover-account-return, for `dar load`.
 #[derive(Debug, Clone, Copy)]
@@ -378,14 +381,23 @@ impl CryptoLimit {
     }
 }
 
-/// Measures [`CryptoLimit`] on this thread, `budget` per operation.
+/// Measures [`CryptoLimit`] on this thread, `budget` per operation, as the best of
+/// [`LIMIT_SLICES`] equal slices of it: the limit is what one core can do, and anything else
+/// the machine does meanwhile (a database still writing out the previous run, another
+/// virtual machine on the same host) can only lower a slice's rate, so the highest is the
+/// least disturbed, and the percentages of it the most conservative.
 pub(crate) fn crypto_limit(budget: Duration) -> Result<CryptoLimit, Failure> {
     let backend = dar_core::default_backend();
     let f = Fixture::new(backend)?;
     let recovery = f.issue(0).map_err(setup_error)?;
     let countersigned = f.countersign(&recovery).map_err(setup_error)?;
-    let verify = measure(budget, |_| f.rp_validate(black_box(&recovery)))?;
-    let ap_validate = measure(budget, |_| f.ap_validate(black_box(&countersigned)))?;
+    let slice = budget / LIMIT_SLICES;
+    let (mut verify, mut ap_validate) = (0.0_f64, 0.0_f64);
+    for _ in 0..LIMIT_SLICES {
+        verify = verify.max(measure(slice, |_| f.rp_validate(black_box(&recovery)))?);
+        ap_validate =
+            ap_validate.max(measure(slice, |_| f.ap_validate(black_box(&countersigned)))?);
+    }
     Ok(CryptoLimit {
         backend: backend.name(),
         verify,
