@@ -619,25 +619,23 @@ where
         token: &str,
         binding: Option<&[u8]>,
         now: OffsetDateTime,
-        handoff: impl FnOnce(&RecoveryEvidence) -> Result<Option<EvidenceHandoff>, E>,
+        handoff: impl FnOnce(&RecoveryEvidence) -> Result<Option<EvidenceHandoff>, E> + Send,
     ) -> Result<RecoveryEvidence, E>
     where
-        E: From<AccountProviderError>,
+        E: From<AccountProviderError> + Send,
     {
-        let (evidence, mut commit) = self.check_countersigned(token, binding, now).await?;
-        commit.handoff = handoff(&evidence)?;
-        self.commit_recovery(&commit).await?;
-        Ok(evidence)
+        self.accept(token, binding, now, handoff).await?
     }
 
-    /// §3.5 steps 1–14: every check of a countersigned token, nothing written; the evidence
-    /// and the commit that would record it (without a handoff).
-    async fn check_countersigned(
+    /// §3.5: every check of a countersigned token, then, when `handoff` gives one, the commit
+    /// with its evidence; `handoff`'s error when it declines (nothing written then).
+    async fn accept<E: Send>(
         &self,
         token: &str,
         binding: Option<&[u8]>,
         now: OffsetDateTime,
-    ) -> Result<(RecoveryEvidence, RecoveryCommit), AccountProviderError> {
+        handoff: impl FnOnce(&RecoveryEvidence) -> Result<Option<EvidenceHandoff>, E> + Send,
+    ) -> Result<Result<RecoveryEvidence, E>, AccountProviderError> {
         // §3.5 steps 1–4: parse, version 0, type 1, the inner recovery token.
         let bytes = decode_base64(token, MAX_TOKEN_LEN)?;
         let countersigned = CountersignedToken::decode(&bytes)?;
@@ -675,66 +673,67 @@ where
             audience: inner.audience(),
         };
         let payload = self.keys.sealer().open_payload(inner.data(), &ctx)?;
-        // §3.5 step 9: a countersigned token is presented once. Step 14 reads the token this
-        // provider issued; both reads go together.
-        let (replayed, record) = self
-            .store
-            .replayed_and_token(countersigned_id, token_id)
-            .await?;
-        if replayed {
-            return Err(AccountProviderError::Replayed);
-        }
-        // §3.5 step 14: the payload must match the token this provider issued.
-        let record = record.ok_or(AccountProviderError::UnknownToken)?;
-        let secret_hash = hash(SECRET_LABEL, &payload.secret);
-        if !bool::from(record.secret_hash.ct_eq(&secret_hash)) {
-            return Err(AccountProviderError::PayloadMismatch);
-        }
-        if record.account_id != payload.account_id {
-            return Err(AccountProviderError::NotOwnedByAccount);
-        }
-        if record.audience.as_str() != outer.issuer() {
-            return Err(AccountProviderError::WrongRecoveryProvider);
-        }
-        usable(record.state)?;
-        let evidence = RecoveryEvidence {
-            account_id: record.account_id,
-            recovery_provider: record.audience,
-            token_id,
-            countersigned_id,
-            low_friction: verified.low_friction(),
-            token_age: now - record.created_at,
-            purpose: payload.purpose,
-            recovered_at: now,
+        let outer_issuer = outer.issuer();
+        let low_friction = verified.low_friction();
+        let guard_expires_at = whole_seconds(outer.issued_at() + self.settings.freshness.max_age())
+            + Duration::seconds(1);
+        // §3.5 steps 9, 14 and 16 on one hold of the store: the reads, the decision on them,
+        // and the commit.
+        let decide = |replayed: bool, record: Option<TokenRecord>| {
+            // Step 9: a countersigned token is presented once.
+            if replayed {
+                return Err(AccountProviderError::Replayed);
+            }
+            // Step 14: the payload must match the token this provider issued.
+            let record = record.ok_or(AccountProviderError::UnknownToken)?;
+            let secret_hash = hash(SECRET_LABEL, &payload.secret);
+            if !bool::from(record.secret_hash.ct_eq(&secret_hash)) {
+                return Err(AccountProviderError::PayloadMismatch);
+            }
+            if record.account_id != payload.account_id {
+                return Err(AccountProviderError::NotOwnedByAccount);
+            }
+            if record.audience.as_str() != outer_issuer {
+                return Err(AccountProviderError::WrongRecoveryProvider);
+            }
+            usable(record.state)?;
+            let evidence = RecoveryEvidence {
+                account_id: record.account_id,
+                recovery_provider: record.audience,
+                token_id,
+                countersigned_id,
+                low_friction,
+                token_age: now - record.created_at,
+                purpose: payload.purpose,
+                recovered_at: now,
+            };
+            // Steps 9 and 16, one transaction: replay guard, used, permanent record, audit,
+            // and the parked evidence when the caller gives one.
+            Ok(handoff(&evidence).map(|handoff| {
+                let commit = RecoveryCommit {
+                    countersigned_id,
+                    guard_expires_at,
+                    token_id,
+                    from: record.state,
+                    account_id: evidence.account_id.clone(),
+                    recovery_provider: evidence.recovery_provider.clone(),
+                    low_friction,
+                    at: whole_seconds(now),
+                    handoff,
+                };
+                (commit, evidence)
+            }))
         };
-        // §3.5 steps 9 and 16, one transaction: replay guard, used, permanent record, audit,
-        // and the parked evidence when the caller gives one.
-        let commit = RecoveryCommit {
-            countersigned_id,
-            guard_expires_at: whole_seconds(outer.issued_at() + self.settings.freshness.max_age())
-                + Duration::seconds(1),
-            token_id,
-            from: record.state,
-            account_id: evidence.account_id.clone(),
-            recovery_provider: evidence.recovery_provider.clone(),
-            low_friction: evidence.low_friction,
-            at: whole_seconds(now),
-            handoff: None,
-        };
-        Ok((evidence, commit))
-    }
-
-    /// Writes an accepted recovery; when it loses a race, says why from the state that won.
-    async fn commit_recovery(&self, commit: &RecoveryCommit) -> Result<(), AccountProviderError> {
-        let Err(e) = self.store.commit_recovery(commit).await else {
-            return Ok(());
-        };
-        if e == AccountProviderError::TokenAlreadyUsed
-            && let Some(now_record) = self.store.token(commit.token_id).await?
-        {
-            usable(now_record.state)?;
+        match self.store.recover(countersigned_id, token_id, decide).await {
+            // A lost race: say why from the state that won.
+            Err(AccountProviderError::TokenAlreadyUsed) => {
+                if let Some(now_record) = self.store.token(token_id).await? {
+                    usable(now_record.state)?;
+                }
+                Err(AccountProviderError::TokenAlreadyUsed)
+            }
+            other => other,
         }
-        Err(e)
     }
 
     /// Every token of `account_id`, oldest first, for the user's settings page.

@@ -414,6 +414,44 @@ pub trait AccountProviderStore: Send + Sync {
         }
     }
 
+    /// §3.5 steps 9, 14 and 16 on one hold of the database: reads what
+    /// [`replayed_and_token`](Self::replayed_and_token) reads, hands it to `decide`, and
+    /// commits the [`RecoveryCommit`] `decide` returns as
+    /// [`commit_recovery`](Self::commit_recovery) does, answering the value that came with it.
+    /// When `decide` fails or declines (`Ok(Err(declined))`), nothing is written. A store whose
+    /// connections cost a round trip to take and to give back overrides this to take one for
+    /// both; `decide` should be quick, as it runs while the store is held.
+    ///
+    /// # Errors
+    ///
+    /// As `replayed_and_token` and `commit_recovery`, and `decide`'s.
+    fn recover<T, D, F>(
+        &self,
+        countersigned_id: TokenId,
+        token_id: TokenId,
+        decide: F,
+    ) -> impl Future<Output = Result<Result<T, D>, AccountProviderError>> + Send
+    where
+        T: Send,
+        D: Send,
+        F: FnOnce(
+                bool,
+                Option<TokenRecord>,
+            ) -> Result<Result<(RecoveryCommit, T), D>, AccountProviderError>
+            + Send,
+    {
+        async move {
+            let (replayed, record) = self.replayed_and_token(countersigned_id, token_id).await?;
+            Ok(match decide(replayed, record)? {
+                Ok((commit, accepted)) => {
+                    self.commit_recovery(&commit).await?;
+                    Ok(accepted)
+                }
+                Err(declined) => Err(declined),
+            })
+        }
+    }
+
     /// Commits an accepted recovery in one transaction: replay guard entry, token marked
     /// used, permanent recovery record, audit entry, and the [`EvidenceHandoff`] when there is
     /// one. On any error nothing changed.
@@ -530,6 +568,24 @@ macro_rules! delegate_store {
             ) -> impl Future<Output = Result<(bool, Option<TokenRecord>), AccountProviderError>>
             + Send {
                 (**self).replayed_and_token(countersigned_id, token_id)
+            }
+
+            fn recover<A, D, F>(
+                &self,
+                countersigned_id: TokenId,
+                token_id: TokenId,
+                decide: F,
+            ) -> impl Future<Output = Result<Result<A, D>, AccountProviderError>> + Send
+            where
+                A: Send,
+                D: Send,
+                F: FnOnce(
+                        bool,
+                        Option<TokenRecord>,
+                    ) -> Result<Result<(RecoveryCommit, A), D>, AccountProviderError>
+                    + Send,
+            {
+                (**self).recover(countersigned_id, token_id, decide)
             }
 
             fn commit_recovery(

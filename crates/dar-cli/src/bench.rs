@@ -395,8 +395,9 @@ pub(crate) fn crypto_limit(budget: Duration) -> Result<CryptoLimit, Failure> {
     let (mut verify, mut ap_validate) = (0.0_f64, 0.0_f64);
     for _ in 0..LIMIT_SLICES {
         verify = verify.max(measure(slice, |_| f.rp_validate(black_box(&recovery)))?);
-        ap_validate =
-            ap_validate.max(measure(slice, |_| f.ap_validate(black_box(&countersigned)))?);
+        ap_validate = ap_validate.max(measure(slice, |_| {
+            f.ap_validate(black_box(&countersigned))
+        })?);
     }
     Ok(CryptoLimit {
         backend: backend.name(),

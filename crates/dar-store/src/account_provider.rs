@@ -16,7 +16,9 @@ use dar_account_provider::{
 };
 use dar_core::{Origin, TokenId};
 use futures_util::StreamExt as _;
-use sqlx::{Executor as _, Row as _};
+use sqlx::postgres::PgConnection;
+use sqlx::sqlite::SqliteConnection;
+use sqlx::{Connection as _, Executor as _, Row as _};
 use time::OffsetDateTime;
 
 use crate::{Pool, Store, StoreError};
@@ -61,7 +63,7 @@ const INSERT_AUDIT: &str = "insert into ap_audit (at, event, ap_token_id, accoun
 /// permanent record (one per token), the audit entry and, when given, the parked evidence.
 /// Several statements in one call (sqlx runs them in turn on the connection's thread and
 /// reports each one's rows): the call is one hand-off to that thread instead of five.
-/// Parameters are numbered across all statements; see `commit_query!`. sqlx marks several
+/// Parameters are numbered across all statements (`commit_query!` binds them). sqlx marks several
 /// statements in one query as deprecated (`Query::execute_many`; only its SQLite driver
 /// has them); the version pinned here runs them, and the refusal and race tests of
 /// `tests/account_provider.rs` fail if an upgrade stops doing so.
@@ -215,6 +217,128 @@ macro_rules! insert_audit {
             .await
             .map_err(db)
     }};
+}
+
+/// Whether `$id` is in the replay guard, on `$conn` (a pool or a connection); a failure
+/// returns from the enclosing function.
+macro_rules! is_replayed_on {
+    ($conn:expr, $id:expr) => {{
+        let row: Option<(String,)> = sqlx::query_as(
+            "select ap_replay_guard_id from ap_replay_guard where ap_replay_guard_id = $1",
+        )
+        .bind($id.to_string())
+        .fetch_optional($conn)
+        .await
+        .map_err(db)?;
+        row.is_some()
+    }};
+}
+
+/// [`AccountProviderStore::replayed_and_token`] on `$conn`: one round trip for the usual
+/// case, where the token exists; a failure returns from the enclosing function.
+macro_rules! replayed_and_token_on {
+    ($conn:expr, $countersigned_id:expr, $token_id:expr) => {{
+        let sql = format!(
+            "select {TOKEN_COLUMNS}, exists(select 1 from ap_replay_guard \
+             where ap_replay_guard_id = $1) from ap_token where ap_token_id = $2"
+        );
+        let row = sqlx::query(sqlx::AssertSqlSafe(sql))
+            .bind($countersigned_id.to_string())
+            .bind($token_id.to_string())
+            .fetch_optional($conn)
+            .await
+            .map_err(db)?;
+        // The token's columns decode as a `TokenRow` (which reads its eleven columns by
+        // position); the replay guard's answer is the twelfth.
+        let found: Option<(TokenRow, bool)> = row
+            .map(|row| Ok((sqlx::FromRow::from_row(&row)?, row.try_get(11)?)))
+            .transpose()
+            .map_err(db)?;
+        match found {
+            Some((token, replayed)) => (replayed, Some(token_from_row(token)?)),
+            None => (is_replayed_on!($conn, $countersigned_id), None),
+        }
+    }};
+}
+
+/// Binds the numbered parameters of [`COMMIT_RECOVERY_SQLITE`] and
+/// [`COMMIT_RECOVERY_POSTGRES`] for `$c`.
+macro_rules! commit_query {
+    ($sql:expr, $c:expr, $cs:expr, $token:expr) => {{
+        let c: &RecoveryCommit = $c;
+        let handoff = c.handoff.as_ref();
+        sqlx::query($sql)
+            .bind($cs)
+            .bind($token)
+            .bind(secs(c.guard_expires_at))
+            .bind(secs(c.at))
+            .bind(c.from.as_str())
+            .bind(c.account_id.as_str())
+            .bind(c.recovery_provider.as_str())
+            .bind(c.low_friction)
+            .bind(dar_account_provider::AuditEvent::Recovered.as_str())
+            .bind(handoff.map(|h| h.key_hash.as_str()))
+            .bind(handoff.map(|h| h.kind.as_str()))
+            .bind(handoff.map(|h| h.payload.as_str()))
+            .bind(handoff.map(|h| secs(h.expires_at)))
+    }};
+}
+
+/// [`AccountProviderStore::commit_recovery`] on a SQLite connection: a transaction around
+/// one call of [`COMMIT_RECOVERY_SQLITE`]. A refusal at any statement drops the transaction,
+/// which rolls back the ones before.
+async fn commit_sqlite(
+    conn: &mut SqliteConnection,
+    c: &RecoveryCommit,
+) -> Result<(), AccountProviderError> {
+    let (cs, token) = (c.countersigned_id.to_string(), c.token_id.to_string());
+    let mut tx = conn.begin().await.map_err(db)?;
+    // One result per statement; the second is the token's update.
+    let mut results = (&mut *tx).execute_many(commit_query!(
+        COMMIT_RECOVERY_SQLITE,
+        c,
+        cs.as_str(),
+        token.as_str()
+    ));
+    let mut used = 0;
+    let mut step = 0;
+    while let Some(result) = results.next().await {
+        let result = result.map_err(commit_error)?;
+        if step == 1 {
+            used = result.rows_affected();
+        }
+        step += 1;
+    }
+    drop(results);
+    if used == 0 {
+        return Err(AccountProviderError::TokenAlreadyUsed);
+    }
+    tx.commit().await.map_err(db)
+}
+
+/// [`AccountProviderStore::commit_recovery`] on a PostgreSQL connection: one statement,
+/// [`COMMIT_RECOVERY_POSTGRES`], its own transaction.
+async fn commit_postgres(
+    conn: &mut PgConnection,
+    c: &RecoveryCommit,
+) -> Result<(), AccountProviderError> {
+    let (cs, token) = (c.countersigned_id.to_string(), c.token_id.to_string());
+    let used: i64 = commit_query!(COMMIT_RECOVERY_POSTGRES, c, cs.as_str(), token.as_str())
+        .fetch_one(&mut *conn)
+        .await
+        .map_err(commit_error)?
+        .try_get(0)
+        .map_err(db)?;
+    if used == 0 {
+        // Nothing was written. The commit that used the token first may have been one of this
+        // same countersigned token, which is then a replay.
+        return Err(if is_replayed_on!(&mut *conn, c.countersigned_id) {
+            AccountProviderError::Replayed
+        } else {
+            AccountProviderError::TokenAlreadyUsed
+        });
+    }
+    Ok(())
 }
 
 impl AccountProviderStore for Store {
@@ -386,16 +510,7 @@ impl AccountProviderStore for Store {
     }
 
     async fn is_replayed(&self, countersigned_id: TokenId) -> Result<bool, AccountProviderError> {
-        let row: Option<(String,)> = with_pool!(self, pool => {
-            sqlx::query_as(
-                "select ap_replay_guard_id from ap_replay_guard where ap_replay_guard_id = $1",
-            )
-            .bind(countersigned_id.to_string())
-            .fetch_optional(pool)
-            .await
-            .map_err(db)?
-        });
-        Ok(row.is_some())
+        Ok(with_pool!(self, pool => is_replayed_on!(pool, countersigned_id)))
     }
 
     async fn replayed_and_token(
@@ -403,97 +518,64 @@ impl AccountProviderStore for Store {
         countersigned_id: TokenId,
         token_id: TokenId,
     ) -> Result<(bool, Option<TokenRecord>), AccountProviderError> {
-        // One round trip for the usual case, where the token exists.
-        let sql = format!(
-            "select {TOKEN_COLUMNS}, exists(select 1 from ap_replay_guard \
-             where ap_replay_guard_id = $1) from ap_token where ap_token_id = $2"
-        );
-        // The token's columns decode as a `TokenRow` (which reads its eleven columns by
-        // position); the replay guard's answer is the twelfth.
-        let found: Option<(TokenRow, bool)> = with_pool!(self, pool => {
-            let row = sqlx::query(sqlx::AssertSqlSafe(sql))
-                .bind(countersigned_id.to_string())
-                .bind(token_id.to_string())
-                .fetch_optional(pool)
-                .await
-                .map_err(db)?;
-            row.map(|row| Ok((sqlx::FromRow::from_row(&row)?, row.try_get(11)?)))
-                .transpose()
-                .map_err(db)?
-        });
-        match found {
-            Some((token, replayed)) => Ok((replayed, Some(token_from_row(token)?))),
-            None => Ok((self.is_replayed(countersigned_id).await?, None)),
-        }
+        Ok(with_pool!(self, pool => replayed_and_token_on!(pool, countersigned_id, token_id)))
     }
 
     async fn commit_recovery(&self, c: &RecoveryCommit) -> Result<(), AccountProviderError> {
         if c.handoff.is_some() {
             self.purge_parked_if_due(secs(c.at)).await.map_err(db)?;
         }
-        let cs = c.countersigned_id.to_string();
-        let token = c.token_id.to_string();
-        let handoff = c.handoff.as_ref();
-        // Binds the numbered parameters of COMMIT_RECOVERY_SQLITE / _POSTGRES.
-        macro_rules! commit_query {
-            ($sql:expr) => {
-                sqlx::query($sql)
-                    .bind(cs.as_str())
-                    .bind(token.as_str())
-                    .bind(secs(c.guard_expires_at))
-                    .bind(secs(c.at))
-                    .bind(c.from.as_str())
-                    .bind(c.account_id.as_str())
-                    .bind(c.recovery_provider.as_str())
-                    .bind(c.low_friction)
-                    .bind(dar_account_provider::AuditEvent::Recovered.as_str())
-                    .bind(handoff.map(|h| h.key_hash.as_str()))
-                    .bind(handoff.map(|h| h.kind.as_str()))
-                    .bind(handoff.map(|h| h.payload.as_str()))
-                    .bind(handoff.map(|h| secs(h.expires_at)))
-            };
-        }
         match &self.pool {
-            Pool::Sqlite(pool) => {
-                // A transaction around the statements: a refusal at any of them drops it, which
-                // rolls back the ones before.
-                let mut tx = pool.begin().await.map_err(db)?;
-                // One call, one result per statement; the second is the token's update.
-                let mut results = (&mut *tx).execute_many(commit_query!(COMMIT_RECOVERY_SQLITE));
-                let mut step = 0;
-                let mut used = 0;
-                while let Some(result) = results.next().await {
-                    let result = result.map_err(commit_error)?;
-                    if step == 1 {
-                        used = result.rows_affected();
-                    }
-                    step += 1;
-                }
-                drop(results);
-                if used == 0 {
-                    return Err(AccountProviderError::TokenAlreadyUsed);
-                }
-                tx.commit().await.map_err(db)
-            }
+            Pool::Sqlite(pool) => commit_sqlite(&mut *pool.acquire().await.map_err(db)?, c).await,
             Pool::Postgres(pool) => {
-                let used: i64 = commit_query!(COMMIT_RECOVERY_POSTGRES)
-                    .fetch_one(pool)
-                    .await
-                    .map_err(commit_error)?
-                    .try_get(0)
-                    .map_err(db)?;
-                if used == 0 {
-                    // Nothing was written. The commit that used the token first may have
-                    // been one of this same countersigned token, which is then a replay.
-                    return Err(if self.is_replayed(c.countersigned_id).await? {
-                        AccountProviderError::Replayed
-                    } else {
-                        AccountProviderError::TokenAlreadyUsed
-                    });
-                }
-                Ok(())
+                commit_postgres(&mut *pool.acquire().await.map_err(db)?, c).await
             }
         }
+    }
+
+    async fn recover<T, D, F>(
+        &self,
+        countersigned_id: TokenId,
+        token_id: TokenId,
+        decide: F,
+    ) -> Result<Result<T, D>, AccountProviderError>
+    where
+        T: Send,
+        D: Send,
+        F: FnOnce(
+                bool,
+                Option<TokenRecord>,
+            ) -> Result<Result<(RecoveryCommit, T), D>, AccountProviderError>
+            + Send,
+    {
+        // One connection for the reads and the commit: taking one from the pool and giving it
+        // back each cost a round trip (sqlx pings a connection given back), on SQLite through
+        // the one connection every request queues for.
+        macro_rules! on_one_connection {
+            ($pool:expr, $commit:ident) => {{
+                let mut conn = $pool.acquire().await.map_err(db)?;
+                let (replayed, record) =
+                    replayed_and_token_on!(&mut *conn, countersigned_id, token_id);
+                match decide(replayed, record)? {
+                    Ok((commit, accepted)) => {
+                        $commit(&mut conn, &commit).await?;
+                        (commit, accepted)
+                    }
+                    Err(declined) => return Ok(Err(declined)),
+                }
+            }};
+        }
+        let (commit, accepted) = match &self.pool {
+            Pool::Sqlite(pool) => on_one_connection!(pool, commit_sqlite),
+            Pool::Postgres(pool) => on_one_connection!(pool, commit_postgres),
+        };
+        // With the connection given back: on SQLite the purge needs the same one.
+        if commit.handoff.is_some() {
+            self.purge_parked_if_due(secs(commit.at))
+                .await
+                .map_err(db)?;
+        }
+        Ok(Ok(accepted))
     }
 
     async fn recoveries_for_account(

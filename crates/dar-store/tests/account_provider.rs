@@ -743,3 +743,60 @@ async fn a_refused_commit_writes_nothing() -> TestResult {
     }
     Ok(())
 }
+
+/// `recover` reads, decides and commits on one connection: what `decide` sees is the stored
+/// state, a refusal or a decline writes nothing, and a commit with evidence parks it (and the
+/// purge that parking triggers does not wait for the connection `recover` held).
+#[tokio::test]
+async fn recover_decides_on_the_stored_state_and_writes_only_what_it_accepts() -> TestResult {
+    for store in stores("ap_recover").await {
+        let req = issue_saved(&instance(&store)).await;
+        let before = snapshot(&store).await;
+        let now = accept_time().unix_timestamp();
+        let (cs, token) = (TokenId::new([4; 16]), req.token_id());
+
+        let refused = store
+            .recover(cs, token, |_, _| {
+                Err::<Result<(RecoveryCommit, ()), ()>, _>(AccountProviderError::PayloadMismatch)
+            })
+            .await
+            .unwrap_err();
+        assert_eq!(refused, AccountProviderError::PayloadMismatch);
+        let declined = store
+            .recover(cs, token, |_, _| {
+                Ok::<Result<(RecoveryCommit, ()), _>, _>(Err("declined"))
+            })
+            .await?;
+        assert_eq!(declined, Err("declined"));
+        assert_eq!(snapshot(&store).await, before);
+        assert!(!store.is_replayed(cs).await?);
+
+        let accepted = store
+            .recover(cs, token, |replayed, record| {
+                assert!(!replayed);
+                let record = record.unwrap();
+                assert_eq!(record.state, TokenState::Saved);
+                let commit = commit_of(token, 4, record.state, "recover-4");
+                Ok::<_, AccountProviderError>(Ok::<_, ()>((commit, record.account_id)))
+            })
+            .await?;
+        assert_eq!(accepted, Ok(ACCOUNT.to_owned()));
+        assert_eq!(snapshot(&store).await.tokens[0].state, TokenState::Used);
+        assert_eq!(
+            store.take_parked_request("recover-4", "race", now).await?,
+            Some("evidence of commit recover-4".to_owned())
+        );
+
+        // The same countersigned token again: `decide` sees the replay.
+        let again = store
+            .recover(cs, token, |replayed, record| {
+                assert!(replayed);
+                assert_eq!(record.unwrap().state, TokenState::Used);
+                Err::<Result<(RecoveryCommit, ()), ()>, _>(AccountProviderError::Replayed)
+            })
+            .await
+            .unwrap_err();
+        assert_eq!(again, AccountProviderError::Replayed);
+    }
+    Ok(())
+}
