@@ -15,7 +15,7 @@ data=$(mktemp -t dar-load-perf-XXXXXX)
 log=$dir.log
 trap 'rm -rf "$dir" "$data" "$log"' EXIT
 
-target/release/dar load --dir "$dir" --requests 8000 --concurrency 16 \
+target/release/dar load --dir "$dir" --requests 20000 --concurrency 16 \
     --scenario recover-account-return >"$log" 2>&1 &
 load=$!
 # Minting comes first and is not profiled; the account provider starts after it.
@@ -23,8 +23,14 @@ for _ in $(seq 1 240); do
     grep -q '^minted' "$log" && break
     sleep 0.5
 done
+pid=
+for _ in $(seq 1 120); do
+    pid=$(pgrep -f "dar serve --config $dir/ap/dar.toml") && break
+    sleep 0.5
+done
+[ -n "$pid" ] || { cat "$log"; echo "the account provider did not start" >&2; exit 1; }
+# Into the timed run (20,000 operations last well beyond the 6 s sampled).
 sleep 1.5
-pid=$(pgrep -f "dar serve --config $dir/ap/dar.toml")
 perf record -q -F 499 -g -p "$pid" -o "$data" -- sleep 6
 wait "$load"
 cat "$log"
