@@ -5,7 +5,8 @@
 #   scripts/schemathesis.sh [MAX_EXAMPLES]      (default 100 generated test cases per operation)
 #
 # What it does:
-#   1. builds `dar` (debug), installs a pinned schemathesis into target/schemathesis-venv;
+#   1. builds `dar` (debug), installs a pinned schemathesis and its pinned dependencies
+#      (scripts/schemathesis-requirements.txt) into target/schemathesis-venv;
 #   2. writes a deployment playing both roles into a temporary directory (fresh keys, a local
 #      CA, SQLite, the §3.3 iframe API on) with a per-client rate limit high enough that the
 #      run is not just 429s, and starts `dar serve` as a child process;
@@ -44,10 +45,20 @@ step "build dar"
 cargo build --locked -q -p dar-cli
 
 step "schemathesis $SCHEMATHESIS_VERSION (venv: $VENV)"
-if [ ! -x "$VENV/bin/st" ] || ! "$VENV/bin/st" --version | grep -q "$SCHEMATHESIS_VERSION"; then
+# Every Python package at a pinned version (scripts/schemathesis-requirements.txt), so that a
+# run next year installs what this one did; the venv is rebuilt when the list changes.
+REQUIREMENTS=$ROOT/scripts/schemathesis-requirements.txt
+if [ ! -x "$VENV/bin/st" ] || ! cmp -s "$REQUIREMENTS" "$VENV/requirements.txt"; then
+    rm -rf "$VENV"
     python3 -m venv "$VENV"
-    "$VENV/bin/pip" install -q "schemathesis==$SCHEMATHESIS_VERSION"
+    "$VENV/bin/pip" install -q --no-deps -r "$REQUIREMENTS"
+    "$VENV/bin/pip" check
+    cp "$REQUIREMENTS" "$VENV/requirements.txt"
 fi
+"$VENV/bin/st" --version | grep -q "$SCHEMATHESIS_VERSION" || {
+    echo "schemathesis-requirements.txt does not pin schemathesis $SCHEMATHESIS_VERSION" >&2
+    exit 1
+}
 "$VENV/bin/st" --version
 PY=$VENV/bin/python
 
