@@ -425,19 +425,19 @@ pub trait AccountProviderStore: Send + Sync {
     /// # Errors
     ///
     /// As `replayed_and_token` and `commit_recovery`, and `decide`'s.
-    fn recover<T, D, F>(
+    fn recover<A, D, F>(
         &self,
         countersigned_id: TokenId,
         token_id: TokenId,
         decide: F,
-    ) -> impl Future<Output = Result<Result<T, D>, AccountProviderError>> + Send
+    ) -> impl Future<Output = Result<Result<A, D>, AccountProviderError>> + Send
     where
-        T: Send,
+        A: Send,
         D: Send,
         F: FnOnce(
                 bool,
                 Option<TokenRecord>,
-            ) -> Result<Result<(RecoveryCommit, T), D>, AccountProviderError>
+            ) -> Result<Result<(RecoveryCommit, A), D>, AccountProviderError>
             + Send,
     {
         async move {

@@ -63,9 +63,9 @@ const INSERT_AUDIT: &str = "insert into ap_audit (at, event, ap_token_id, accoun
 /// permanent record (one per token), the audit entry and, when given, the parked evidence.
 /// Several statements in one call (sqlx runs them in turn on the connection's thread and
 /// reports each one's rows): the call is one hand-off to that thread instead of five.
-/// Parameters are numbered across all statements (`commit_query!` binds them). sqlx marks several
-/// statements in one query as deprecated (`Query::execute_many`; only its SQLite driver
-/// has them); the version pinned here runs them, and the refusal and race tests of
+/// Parameters are numbered across all statements (`commit_query!` binds them). sqlx marks
+/// several statements in one query as deprecated (`Query::execute_many`; only its SQLite
+/// driver has them); the version pinned here runs them, and the refusal and race tests of
 /// `tests/account_provider.rs` fail if an upgrade stops doing so.
 const COMMIT_RECOVERY_SQLITE: &str = "\
     insert into ap_replay_guard (ap_replay_guard_id, ap_token_id, expires_at) \
@@ -533,19 +533,19 @@ impl AccountProviderStore for Store {
         }
     }
 
-    async fn recover<T, D, F>(
+    async fn recover<A, D, F>(
         &self,
         countersigned_id: TokenId,
         token_id: TokenId,
         decide: F,
-    ) -> Result<Result<T, D>, AccountProviderError>
+    ) -> Result<Result<A, D>, AccountProviderError>
     where
-        T: Send,
+        A: Send,
         D: Send,
         F: FnOnce(
                 bool,
                 Option<TokenRecord>,
-            ) -> Result<Result<(RecoveryCommit, T), D>, AccountProviderError>
+            ) -> Result<Result<(RecoveryCommit, A), D>, AccountProviderError>
             + Send,
     {
         // One connection for the reads and the commit: taking one from the pool and giving it
@@ -569,11 +569,14 @@ impl AccountProviderStore for Store {
             Pool::Sqlite(pool) => on_one_connection!(pool, commit_sqlite),
             Pool::Postgres(pool) => on_one_connection!(pool, commit_postgres),
         };
-        // With the connection given back: on SQLite the purge needs the same one.
-        if commit.handoff.is_some() {
-            self.purge_parked_if_due(secs(commit.at))
-                .await
-                .map_err(db)?;
+        // With the connection given back: on SQLite the purge needs the same one. The
+        // recovery is committed by now, so a failed purge must not turn it into an error (the
+        // token is used; the user could not try again): it only bounds the table, and the
+        // next one due tries again.
+        if commit.handoff.is_some()
+            && let Err(e) = self.purge_parked_if_due(secs(commit.at)).await
+        {
+            tracing::warn!("purging expired parked requests after a recovery failed: {e}");
         }
         Ok(Ok(accepted))
     }

@@ -147,10 +147,11 @@ impl Store {
             // SQLite's busy handler, which sleeps (1 ms, then longer steps up to 100 ms) instead
             // of queueing, and at load the unlucky ones waited hundreds of milliseconds
             // (docs/load.md, "One SQLite connection": the p99 fell about fourfold with one
-            // connection instead of eight, at the same throughput). With one connection the statements queue in the pool, first come first served; reads
-            // take microseconds, so they lose little by waiting their turn. Other processes on
-            // the same file (a second instance, `dar recoveries`) still meet the busy timeout.
-            // An in-memory database lives in its one connection anyway.
+            // connection instead of eight, at the same throughput). With one connection the
+            // statements queue in the pool, first come first served; reads take microseconds,
+            // so they lose little by waiting their turn. Other processes on the same file (a
+            // second instance, `dar recoveries`) still meet the busy timeout. An in-memory
+            // database lives in its one connection anyway.
             let pool = SqlitePoolOptions::new()
                 .max_connections(1)
                 // A ping before each use is a hand-off to the connection's thread that tests
