@@ -87,7 +87,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let ap_keys = ap.key_ring().published_keys();
     let check = SavedCheck {
         issuer: &ap_origin,
-        issuer_keys: &ap_keys,
+        issuer_keys: ap_keys,
         authoritative: std::slice::from_ref(&rp_origin),
     };
     let verified = RecoveryToken::decode(&bytes)?.verify_saved(&check)?;

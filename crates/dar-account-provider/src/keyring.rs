@@ -34,6 +34,9 @@ pub struct KeyRing {
     signing: SigningKey,
     /// Earlier signing keys, newest first, still published for verification.
     previous: Vec<VerifyingKey>,
+    /// `signing`'s public key and `previous`, built when either changes: every recovery
+    /// verifies against them (§3.5 step 5), so they are parsed and collected once.
+    published: VerifyingKeys,
     sealing: Vec<SealingKey>,
     sealer: Sealer,
 }
@@ -75,9 +78,11 @@ impl KeyRing {
             return Err(AccountProviderError::TooManyPublishedKeys);
         }
         let sealer = Sealer::new(sealing.clone(), current_sealing_id, Layout::DarV1)?;
+        let published = publish(&signing, &unique);
         Ok(Self {
             signing,
             previous: unique,
+            published,
             sealing,
             sealer,
         })
@@ -90,11 +95,8 @@ impl KeyRing {
 
     /// Every published signing key, current first: what `tokensign-pubkeys-secp256r1` lists
     /// and what inner signatures are verified against (§2, §3.5 step 5).
-    pub fn published_keys(&self) -> VerifyingKeys {
-        let keys = core::iter::once(self.signing.verifying_key()).chain(self.previous.clone());
-        // Never empty: the current key is always there.
-        VerifyingKeys::new(keys)
-            .unwrap_or_else(|| VerifyingKeys::from(self.signing.verifying_key()))
+    pub fn published_keys(&self) -> &VerifyingKeys {
+        &self.published
     }
 
     /// Makes `new` the signing key; the old one stays published (§6.8).
@@ -118,6 +120,7 @@ impl KeyRing {
         if previous.len() + 1 > MAX_KEYS {
             return Err(AccountProviderError::TooManyPublishedKeys);
         }
+        self.published = publish(&new, &previous);
         self.previous = previous;
         self.signing = new;
         Ok(())
@@ -135,6 +138,7 @@ impl KeyRing {
         }
         let before = self.previous.len();
         self.previous.retain(|k| k != key);
+        self.published = publish(&self.signing, &self.previous);
         Ok(self.previous.len() != before)
     }
 
@@ -195,13 +199,21 @@ impl KeyRing {
             settings.privacy_policy.clone(),
             settings.icon_152px.clone(),
             Some(AccountProviderConfig {
-                tokensign_keys: self.published_keys(),
+                tokensign_keys: self.published.clone(),
                 save_token_return: settings.save_token_return.clone(),
                 recover_account_return: settings.recover_account_return.clone(),
             }),
             None,
         )
     }
+}
+
+/// The published list: `signing`'s public key first, then `previous`.
+fn publish(signing: &SigningKey, previous: &[VerifyingKey]) -> VerifyingKeys {
+    let current = signing.verifying_key();
+    let keys = core::iter::once(current.clone()).chain(previous.iter().cloned());
+    // Never empty: the current key is always there.
+    VerifyingKeys::new(keys).unwrap_or_else(|| VerifyingKeys::from(current))
 }
 
 #[cfg(test)]

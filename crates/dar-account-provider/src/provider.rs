@@ -652,10 +652,9 @@ where
             .ok_or(AccountProviderError::NotARecoveryProvider)?;
         // §3.5 steps 5–8, 11–12: inner signature against every published key of this
         // provider, issuer/audience, freshness, binding, countersignature.
-        let own_keys = self.keys.published_keys();
         let check = ReturnCheck {
             account_provider: &self.settings.origin,
-            own_keys: &own_keys,
+            own_keys: self.keys.published_keys(),
             recovery_provider: config.issuer(),
             countersign_keys: &rp.countersign_keys,
             freshness: self.settings.freshness,

@@ -73,6 +73,9 @@ pub struct SigningKey {
     /// The same key parsed once by aws-lc-rs, for [`crate::AwsLcRandomized`].
     #[cfg(feature = "aws-lc")]
     fast: aws_lc_rs::signature::EcdsaKeyPair,
+    /// The public half, parsed (for every backend) once, when the key was built: verifying
+    /// against it, as an account provider does on every recovery, re-parses nothing.
+    public: VerifyingKey,
     backend: &'static dyn SignatureBackend,
 }
 
@@ -215,9 +218,10 @@ impl SigningKey {
         out
     }
 
-    /// The matching public key, verifying with this key's backend.
+    /// The matching public key, verifying with this key's backend. It shares the parse made
+    /// when this key was built, so taking it costs a reference count, not a point validation.
     pub fn verifying_key(&self) -> VerifyingKey {
-        VerifyingKey::from_p256(*self.inner.verifying_key()).with_backend(self.backend)
+        self.public.clone().with_backend(self.backend)
     }
 
     /// The same key, signing with `backend` from now on (and so do the verifying keys taken from
@@ -268,10 +272,12 @@ impl SigningKey {
             )
             .map_err(|_| Misuse::Signing)?
         };
+        let public = VerifyingKey::from_p256(*inner.verifying_key());
         Ok(Self {
             inner,
             #[cfg(feature = "aws-lc")]
             fast,
+            public,
             backend: default_backend(),
         })
     }

@@ -19,6 +19,8 @@ fn rotated_signing_keys_stay_published_until_retired() {
     assert!(ring.retire_signing(&key(1).verifying_key()).unwrap());
     assert!(!ring.retire_signing(&key(1).verifying_key()).unwrap());
     assert_eq!(ring.published_keys().as_slice().len(), 2);
+    assert_eq!(ring.published_keys().as_slice()[0], key(3).verifying_key());
+    assert_eq!(ring.published_keys().as_slice()[1], key(2).verifying_key());
 }
 
 #[test]
@@ -82,7 +84,7 @@ fn configuration_lists_every_published_key() {
     let doc = ring.configuration(&settings);
     let json = serde_json_roundtrip(&doc);
     let ap = json.account_provider().unwrap();
-    assert_eq!(ap.tokensign_keys, ring.published_keys());
+    assert_eq!(ap.tokensign_keys, *ring.published_keys());
     assert_eq!(json.issuer().as_str(), "https://ap.example.com");
 }
 

@@ -206,7 +206,7 @@ async fn issues_a_token_the_recovery_provider_can_save() {
     let ap_keys = ap.key_ring().published_keys();
     let check = dar_core::SaveCheck {
         issuer: &ap_origin(),
-        issuer_keys: &ap_keys,
+        issuer_keys: ap_keys,
         authoritative: &[rp_origin()],
         freshness: Freshness::DEFAULT,
         binding: None,

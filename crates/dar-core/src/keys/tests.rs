@@ -133,6 +133,24 @@ fn derives_the_published_public_key() -> TestResult {
     Ok(())
 }
 
+// The "parsed keys are reused": an account provider takes its verifying key on every
+// recovery (§3.5 step 5), and each must share the aws-lc parse made when the key was built.
+#[cfg(feature = "aws-lc")]
+#[test]
+fn the_verifying_key_shares_the_parse_made_with_the_signing_key() -> TestResult {
+    let key = ap_key()?;
+    let (first, second) = (key.verifying_key(), key.verifying_key());
+    let (Some(first), Some(second)) = (&first.fast, &second.fast) else {
+        return Err("aws-lc refused the key".into());
+    };
+    assert!(std::sync::Arc::ptr_eq(first, second));
+    assert!(std::sync::Arc::ptr_eq(
+        first,
+        key.public.fast.as_ref().ok_or("no parse")?
+    ));
+    Ok(())
+}
+
 #[test]
 fn spki_encoding_matches_the_pkcs8_crate() -> TestResult {
     use p256::pkcs8::EncodePublicKey as _;
