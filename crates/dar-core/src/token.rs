@@ -96,8 +96,8 @@ fn hex_val(c: Option<u8>) -> Option<u8> {
 
 impl fmt::Display for TokenId {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        // One write of the whole text: the stores bind the id as text on every recovery, and a
-        // formatted write per byte cost as much as the rest of the formatting together.
+        // One write of the whole text: the stores bind ids as text on every recovery, where a
+        // formatted write per byte showed in the server's profile (docs/load.md).
         let mut text = [0u8; 32];
         hex::encode_to_slice(self.0, &mut text).map_err(|_| fmt::Error)?;
         f.write_str(core::str::from_utf8(&text).map_err(|_| fmt::Error)?)
