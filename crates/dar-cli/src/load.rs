@@ -25,7 +25,8 @@
 //!
 //! Before anything starts, the default signature backend's single-thread verification rate is
 //! measured (as `dar bench` does, but the best of ten slices): half of it is the crypto limit
-//! of recover-account-return per core. The client shares the machine's cores with the servers; its CPU time is reported.
+//! of recover-account-return per core. The client shares the machine's cores with the
+//! servers; its CPU time is reported.
 
 mod process;
 mod stats;
