@@ -7,7 +7,8 @@
 //!
 //! - `issue`: seal a payload and sign a recovery token (account provider, §3.1).
 //! - `rp_validate`: decode and run the save checks, one signature (recovery provider, §3.1).
-//! - `countersign`: decode a saved token, re-check its signature and countersign it (§3.4).
+//! - `countersign`: decode a saved token, re-check it by the id of the key it was saved under
+//!   (still published, no verification) and countersign it (§3.4), as `dar serve` does.
 //! - `ap_validate`: decode a countersigned token, run the return checks (two signatures) and
 //!   open the payload (account provider, §3.5).
 //!
@@ -20,9 +21,10 @@ use std::hint::black_box;
 use std::time::{Duration, Instant};
 
 use dar_core::{
-    AwsLcRandomized, Countersign, CountersignedToken, Freshness, Issue, Layout, MAX_TOKEN_LEN,
-    Options, Origin, Payload, Purpose, RecoveryToken, ReturnCheck, RustCrypto, SaveCheck,
-    SavedCheck, Sealer, SealingKey, SignatureBackend, SigningKey, TokenId, VerifyingKeys,
+    AwsLcRandomized, Countersign, CountersignedToken, Freshness, Issue, KeyId, Layout,
+    MAX_TOKEN_LEN, Options, Origin, Payload, Purpose, RecoveryToken, ReturnCheck, RustCrypto,
+    SaveCheck, SavedCheck, Sealer, SealingKey, SignatureBackend, SigningKey, TokenId,
+    VerifyingKeys,
 };
 use getrandom::SysRng;
 use serde_json::json;
@@ -38,6 +40,8 @@ struct Fixture {
     rp_key: SigningKey,
     ap_keys: VerifyingKeys,
     rp_keys: VerifyingKeys,
+    /// The id of the key saved tokens verified with, as a recovery provider records it.
+    ap_signer: KeyId,
     sealer: Sealer,
     /// What every issued token seals: the account id is the caller's, allocated once here.
     payload: Payload,
@@ -64,6 +68,7 @@ impl Fixture {
             ap: Origin::parse("https://ap.example.com").map_err(setup_error)?,
             rp: Origin::parse("https://rp.example.net").map_err(setup_error)?,
             ap_keys: VerifyingKeys::from(ap_key.verifying_key()),
+            ap_signer: ap_key.verifying_key().key_id(),
             rp_keys: VerifyingKeys::from(rp_key.verifying_key()),
             ap_key,
             rp_key,
@@ -115,7 +120,8 @@ impl Fixture {
             issuer_keys: &self.ap_keys,
             authoritative: std::slice::from_ref(&self.rp),
         };
-        let verified = RecoveryToken::decode(bytes)?.verify_saved(&check)?;
+        let verified =
+            RecoveryToken::decode(bytes)?.verify_saved_signed_by(&check, &self.ap_signer)?;
         let params = Countersign {
             key: &self.rp_key,
             token_id: TokenId::new([0x22; 16]),

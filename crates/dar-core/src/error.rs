@@ -175,6 +175,10 @@ pub enum Rejected {
     /// step 7).
     #[error("signature does not verify")]
     SignatureInvalid,
+    /// The key a saved recovery token's signature verified with when it was saved is no longer
+    /// one of the issuer's published keys: the issuer retired it (§3.4 step 4, §6.8).
+    #[error("the key the saved token was verified with is no longer published by its issuer")]
+    SignerNotPublished,
     /// The audience is not an origin this recovery provider is authoritative for (§3.1 step 8).
     #[error("audience is not an origin this provider is authoritative for")]
     AudienceNotAuthoritative,
@@ -324,6 +328,7 @@ impl Error {
                 Rejected::WrongType { .. } => ("wrong_type", "§3.5 step 3"),
                 Rejected::IssuerMismatch => ("issuer_mismatch", "§3.1 step 6"),
                 Rejected::SignatureInvalid => ("signature_invalid", "§3.1 step 7"),
+                Rejected::SignerNotPublished => ("signer_not_published", "§3.4 step 4"),
                 Rejected::AudienceNotAuthoritative => ("audience_not_authoritative", "§3.1 step 8"),
                 Rejected::IssuedInFuture => ("issued_in_future", "§3.1 step 9, §3.5 step 7"),
                 Rejected::Stale => ("stale", "§3.1 step 9, §3.5 step 7"),

@@ -492,8 +492,26 @@ impl VerifyingKey {
     /// A short identifier for logs and CLI output: hex of the first 8 bytes of SHA-256 of the
     /// SPKI DER. Not a security boundary; compare keys with `==`.
     pub fn fingerprint(&self) -> String {
-        let digest = Sha256::digest(self.to_spki_der());
-        digest.iter().take(8).map(|b| format!("{b:02x}")).collect()
+        hex::encode(&self.key_id().as_bytes()[..8])
+    }
+
+    /// This key's [`KeyId`]: SHA-256 of its SPKI DER, hashed from the stack.
+    ///
+    /// ```
+    /// use dar_core::SigningKey;
+    ///
+    /// let a = SigningKey::from_scalar_bytes(&[1; 32])?.verifying_key();
+    /// let b = SigningKey::from_scalar_bytes(&[2; 32])?.verifying_key();
+    /// assert_eq!(a.key_id(), a.clone().key_id());
+    /// assert_ne!(a.key_id(), b.key_id());
+    /// # Ok::<(), dar_core::Error>(())
+    /// ```
+    pub fn key_id(&self) -> KeyId {
+        let digest = Sha256::new()
+            .chain_update(SPKI_PREFIX)
+            .chain_update(self.to_uncompressed_point())
+            .finalize();
+        KeyId(digest.into())
     }
 
     pub(crate) fn as_p256(&self) -> &p256::ecdsa::VerifyingKey {
@@ -504,6 +522,66 @@ impl VerifyingKey {
 impl fmt::Debug for VerifyingKey {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "VerifyingKey({})", self.fingerprint())
+    }
+}
+
+/// Names one public key: SHA-256 of its SubjectPublicKeyInfo DER (the uncompressed point on
+/// the named curve, [`VerifyingKey::to_spki_der`]).
+///
+/// A recovery provider records the id of the key that verified a token when it saves it, so
+/// that before countersigning it can tell whether the issuer still publishes that key without
+/// verifying the signature again ([`crate::RecoveryToken::verify_saved_signed_by`]). An id is
+/// public: it is compared with `==`.
+///
+/// ```
+/// use dar_core::{KeyId, SigningKey};
+///
+/// let key = SigningKey::from_scalar_bytes(&[3; 32])?.verifying_key();
+/// let id = key.key_id();
+/// assert_eq!(KeyId::from_bytes(*id.as_bytes()), id);
+/// assert_eq!(id.to_string().len(), 64);
+/// # Ok::<(), dar_core::Error>(())
+/// ```
+#[derive(Clone, Copy, PartialEq, Eq, Hash)]
+pub struct KeyId([u8; 32]);
+
+impl KeyId {
+    /// The id with these digest bytes (as stored).
+    pub const fn from_bytes(bytes: [u8; 32]) -> Self {
+        Self(bytes)
+    }
+
+    /// The digest bytes.
+    pub const fn as_bytes(&self) -> &[u8; 32] {
+        &self.0
+    }
+}
+
+impl fmt::Display for KeyId {
+    /// 64 lower-case hex digits.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        crate::token::write_hex(f, &self.0)
+    }
+}
+
+impl fmt::Debug for KeyId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "KeyId({self})")
+    }
+}
+
+impl core::str::FromStr for KeyId {
+    type Err = Error;
+
+    /// Reads 64 hex digits (either case), as [`KeyId`]'s `Display` writes them.
+    ///
+    /// # Errors
+    ///
+    /// [`DecodeError::Key`] (`key id`) for anything else.
+    fn from_str(text: &str) -> Result<Self, Error> {
+        let mut bytes = [0u8; 32];
+        hex::decode_to_slice(text, &mut bytes).map_err(|_| key_err("key id"))?;
+        Ok(Self(bytes))
     }
 }
 
@@ -547,7 +625,17 @@ impl VerifyingKeys {
     /// True if any of the keys verifies `signature` over `msg` (§3.1 step 7, §3.5 steps 5 and
     /// 12). Opaque: says nothing about why it failed.
     pub fn verify(&self, msg: &[u8], signature: &Signature) -> bool {
-        self.keys.iter().any(|key| key.verify(msg, signature))
+        self.verifier_of(msg, signature).is_some()
+    }
+
+    /// The first key, in order, that verifies `signature` over `msg`, if any.
+    pub fn verifier_of(&self, msg: &[u8], signature: &Signature) -> Option<&VerifyingKey> {
+        self.keys.iter().find(|key| key.verify(msg, signature))
+    }
+
+    /// The key whose [`VerifyingKey::key_id`] is `id`, if it is one of these.
+    pub fn find(&self, id: &KeyId) -> Option<&VerifyingKey> {
+        self.keys.iter().find(|key| key.key_id() == *id)
     }
 
     /// True if `key` is one of the keys.

@@ -65,7 +65,7 @@ pub use config::{
 pub use error::{DecodeError, Error, Misuse, OriginError, Rejected};
 pub use freshness::Freshness;
 pub use issue::{Issue, issue};
-pub use keys::{SigningKey, VerifyingKey, VerifyingKeys};
+pub use keys::{KeyId, SigningKey, VerifyingKey, VerifyingKeys};
 pub use origin::Origin;
 pub use payload::{Payload, Purpose};
 pub use sealing::{

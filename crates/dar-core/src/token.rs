@@ -96,12 +96,17 @@ fn hex_val(c: Option<u8>) -> Option<u8> {
 
 impl fmt::Display for TokenId {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        // One write of the whole text: the stores bind ids as text on every recovery, where a
-        // formatted write per byte showed in the server's profile (docs/load.md).
-        let mut text = [0u8; 32];
-        hex::encode_to_slice(self.0, &mut text).map_err(|_| fmt::Error)?;
-        f.write_str(core::str::from_utf8(&text).map_err(|_| fmt::Error)?)
+        write_hex(f, &self.0)
     }
+}
+
+/// Writes up to 32 bytes as lower-case hex in one write: the stores bind ids as text on every
+/// recovery, where a formatted write per byte showed in the server's profile (docs/load.md).
+pub(crate) fn write_hex(f: &mut fmt::Formatter<'_>, bytes: &[u8]) -> fmt::Result {
+    let mut buffer = [0u8; 64];
+    let text = buffer.get_mut(..bytes.len() * 2).ok_or(fmt::Error)?;
+    hex::encode_to_slice(bytes, text).map_err(|_| fmt::Error)?;
+    f.write_str(core::str::from_utf8(text).map_err(|_| fmt::Error)?)
 }
 
 impl fmt::Debug for TokenId {

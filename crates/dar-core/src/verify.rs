@@ -7,6 +7,9 @@
 //!   countersigned token comes back (§3.5 steps 1–8 and 11–12). The caller fetched the
 //!   countersigner's configuration (step 10) and passes its issuer and keys; opening the data
 //!   (step 13), the replay guard (step 9) and the record (step 16) belong to the role crate.
+//! - [`RecoveryToken::verify_saved_signed_by`] (or [`RecoveryToken::verify_saved`] when the
+//!   key was not recorded): the recovery provider's re-check of a saved token before it
+//!   countersigns it (§3.4 step 4).
 //! - [`countersign`]: what a recovery provider does at recovery time (§3.4 step 4, §4.2); it
 //!   takes only a [`VerifiedRecoveryToken`].
 //!
@@ -20,7 +23,7 @@ use time::OffsetDateTime;
 use crate::error::{Error, Rejected};
 use crate::freshness::Freshness;
 use crate::issued_time;
-use crate::keys::{SigningKey, VerifyingKeys};
+use crate::keys::{KeyId, SigningKey, VerifyingKey, VerifyingKeys};
 use crate::origin::Origin;
 use crate::payload::Payload;
 use crate::sealing::Sealer;
@@ -79,12 +82,22 @@ pub struct ReturnCheck<'a> {
 /// A recovery token that passed the recovery provider's save checks (§3.1 steps 2–10) or the
 /// re-check before countersigning (§3.4).
 #[derive(Debug, Clone)]
-pub struct VerifiedRecoveryToken<'a>(RecoveryToken<'a>);
+pub struct VerifiedRecoveryToken<'a> {
+    token: RecoveryToken<'a>,
+    signer: VerifyingKey,
+}
 
 impl<'a> VerifiedRecoveryToken<'a> {
     /// The verified fields.
     pub fn view(&self) -> &TokenView<'a> {
-        self.0.view()
+        self.token.view()
+    }
+
+    /// The issuer's key that the token's signature verified with (§3.1 step 7): what a
+    /// recovery provider records with a saved token (its [`VerifyingKey::key_id`]) for
+    /// [`RecoveryToken::verify_saved_signed_by`].
+    pub fn signer(&self) -> &VerifyingKey {
+        &self.signer
     }
 }
 
@@ -160,12 +173,17 @@ impl<'a> RecoveryToken<'a> {
         check.freshness.check(view.issued_at(), now)?;
         // §3.1 step 10.
         check_binding(view.binding(), check.binding)?;
-        check_signature(view, check.issuer_keys)?;
-        Ok(VerifiedRecoveryToken(self))
+        let signer = check_signature(view, check.issuer_keys)?;
+        Ok(VerifiedRecoveryToken {
+            token: self,
+            signer,
+        })
     }
 
     /// Re-checks a token this recovery provider saved earlier, before countersigning it (§3.4
-    /// steps 2–3): issuer, audience and signature against the issuer's current keys.
+    /// step 4): issuer, audience and signature against the issuer's current keys. For a token
+    /// stored without the id of the key it verified with; with it,
+    /// [`RecoveryToken::verify_saved_signed_by`] does without the verification.
     ///
     /// # Errors
     ///
@@ -174,8 +192,70 @@ impl<'a> RecoveryToken<'a> {
     pub fn verify_saved(self, check: &SavedCheck<'_>) -> Result<VerifiedRecoveryToken<'a>, Error> {
         let view = self.view();
         check_issuer_and_audience(view, check.issuer, check.authoritative)?;
-        check_signature(view, check.issuer_keys)?;
-        Ok(VerifiedRecoveryToken(self))
+        let signer = check_signature(view, check.issuer_keys)?;
+        Ok(VerifiedRecoveryToken {
+            token: self,
+            signer,
+        })
+    }
+
+    /// Re-checks a token this recovery provider saved earlier, before countersigning it (§3.4
+    /// step 4), by the key it recorded when it saved it: issuer and audience as
+    /// [`RecoveryToken::verify_saved`], and `signer`, the [`KeyId`] of the key the signature
+    /// verified with then ([`VerifiedRecoveryToken::signer`]), must still be one of the
+    /// issuer's current keys.
+    ///
+    /// The signature is not verified again. It was, with that key, before the token was stored
+    /// (§3.1 step 7), and the account provider verifies it once more when the countersigned
+    /// token comes back (§3.5 step 5), so a changed stored token is refused there whatever this
+    /// check does. What the re-check is for, a token whose key the issuer has retired refused
+    /// here with a clear error instead of after the user was sent on (§6.8), needs only the
+    /// key's id; the countersignature then costs one signature, not a verification and a
+    /// signature. Use [`RecoveryToken::verify_saved`] for a token stored without its key's id.
+    ///
+    /// ```
+    /// use dar_core::*;
+    /// use time::{Duration, macros::datetime};
+    /// let ap_key = SigningKey::from_scalar_bytes(&[7u8; 32])?;
+    /// let ap = Origin::parse("https://ap.example.com")?;
+    /// let rp = Origin::parse("https://rp.example.net")?;
+    /// let issued = datetime!(2026-11-22 15:31:18 UTC);
+    /// let token = Token::recovery(TokenId::new([1; 16]), Options::NONE, ap.clone(), rp.clone(),
+    ///     issued, vec![]).sign(&ap_key, MAX_TOKEN_LEN)?;
+    /// let keys = VerifyingKeys::from(ap_key.verifying_key());
+    /// let save = SaveCheck { issuer: &ap, issuer_keys: &keys, authoritative: &[rp.clone()],
+    ///     freshness: Freshness::DEFAULT, binding: None };
+    /// let signer = RecoveryToken::decode(token.as_bytes())?
+    ///     .verify_for_save(&save, issued + Duration::seconds(5))?
+    ///     .signer()
+    ///     .key_id();
+    /// // Months later, the issuer's configuration fetched again:
+    /// let saved = SavedCheck { issuer: &ap, issuer_keys: &keys, authoritative: &[rp] };
+    /// let verified = RecoveryToken::decode(token.as_bytes())?
+    ///     .verify_saved_signed_by(&saved, &signer)?;
+    /// assert_eq!(verified.signer().key_id(), signer);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    ///
+    /// # Errors
+    ///
+    /// [`Rejected::IssuerMismatch`], [`Rejected::AudienceNotAuthoritative`] or
+    /// [`Rejected::SignerNotPublished`].
+    pub fn verify_saved_signed_by(
+        self,
+        check: &SavedCheck<'_>,
+        signer: &KeyId,
+    ) -> Result<VerifiedRecoveryToken<'a>, Error> {
+        check_issuer_and_audience(self.view(), check.issuer, check.authoritative)?;
+        let signer = check
+            .issuer_keys
+            .find(signer)
+            .ok_or(Rejected::SignerNotPublished)?
+            .clone();
+        Ok(VerifiedRecoveryToken {
+            token: self,
+            signer,
+        })
     }
 }
 
@@ -314,13 +394,11 @@ fn check_issuer_and_audience(
     Ok(())
 }
 
-/// §3.1 step 7: signed by one of the issuer's published keys.
-fn check_signature(view: &TokenView<'_>, keys: &VerifyingKeys) -> Result<(), Rejected> {
-    if keys.verify(view.signed_bytes(), view.signature()) {
-        Ok(())
-    } else {
-        Err(Rejected::SignatureInvalid)
-    }
+/// §3.1 step 7: signed by one of the issuer's published keys, which one.
+fn check_signature(view: &TokenView<'_>, keys: &VerifyingKeys) -> Result<VerifyingKey, Rejected> {
+    keys.verifier_of(view.signed_bytes(), view.signature())
+        .cloned()
+        .ok_or(Rejected::SignatureInvalid)
 }
 
 /// §3.1 step 10, §3.5 step 8.

@@ -89,9 +89,10 @@ fn countersigned(f: &Fixture, token: &[u8]) -> Vec<u8> {
         issuer_keys: &f.ap_keys,
         authoritative: std::slice::from_ref(&f.rp),
     };
+    let signer = f.ap_key.verifying_key().key_id();
     let verified = RecoveryToken::decode(token)
         .unwrap()
-        .verify_saved(&check)
+        .verify_saved_signed_by(&check, &signer)
         .unwrap();
     let params = Countersign {
         key: &f.rp_key,

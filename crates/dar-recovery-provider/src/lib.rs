@@ -81,8 +81,8 @@ pub use dar_discovery::{ConfigSource, DiscoveryError};
 pub use error::{RecoveryProviderError, StoreFault};
 pub use memory::{MemorySnapshot, MemoryStore, StoredOutbox, StoredToken};
 pub use model::{
-    NewSavedToken, RecoveryRecord, RemovalReason, SaveForm, SaveTokenResult, SavedTokenSummary,
-    UserId,
+    NewSavedToken, RecoveryRecord, RemovalReason, SaveForm, SaveTokenResult, SavedTokenBytes,
+    SavedTokenSummary, UserId,
 };
 pub use outbox::{
     OutboxEntry, OutboxId, OutboxMessage, StatusCallback, TokenStatus, UserNotification,

@@ -8,7 +8,8 @@ use time::OffsetDateTime;
 
 use crate::error::StoreFault;
 use crate::model::{
-    NewSavedToken, RecoveryRecord, RemovalReason, SaveTokenResult, SavedTokenSummary, UserId,
+    NewSavedToken, RecoveryRecord, RemovalReason, SaveTokenResult, SavedTokenBytes,
+    SavedTokenSummary, UserId,
 };
 use crate::outbox::{OutboxEntry, OutboxId, OutboxMessage};
 use crate::store::RecoveryProviderStore;
@@ -175,10 +176,12 @@ impl RecoveryProviderStore for MemoryStore {
         user: &UserId,
         issuer: &Origin,
         token_id: TokenId,
-    ) -> Result<Option<Vec<u8>>, StoreFault> {
+    ) -> Result<Option<SavedTokenBytes>, StoreFault> {
         let mut s = self.lock()?;
-        Ok(s.active(user, issuer, token_id)
-            .map(|t| t.token.token.clone()))
+        Ok(s.active(user, issuer, token_id).map(|t| SavedTokenBytes {
+            token: t.token.token.clone(),
+            signer: t.token.signer,
+        }))
     }
 
     async fn remove_token(

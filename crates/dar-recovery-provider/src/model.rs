@@ -2,7 +2,7 @@
 
 use core::fmt;
 
-use dar_core::{Options, Origin, TokenId};
+use dar_core::{KeyId, Options, Origin, TokenId};
 use time::OffsetDateTime;
 
 /// The user of this recovery provider, as the embedding application authenticated them (§3.1
@@ -111,6 +111,12 @@ pub struct NewSavedToken {
     pub options: Options,
     /// The complete token bytes (needed to countersign it later). Never log them.
     pub token: Vec<u8>,
+    /// The id of the issuer's key the token's signature verified with before it was saved
+    /// ([`dar_core::VerifiedRecoveryToken::signer`]): before countersigning, the token is
+    /// accepted while the issuer still publishes that key, without verifying it again
+    /// ([`dar_core::RecoveryToken::verify_saved_signed_by`]). `None` for a token stored without
+    /// it (saved before dar recorded it), which is verified again instead.
+    pub signer: Option<KeyId>,
     /// The nickname.
     pub nickname: Option<String>,
     /// `login_hint`, as given.
@@ -131,9 +137,29 @@ impl fmt::Debug for NewSavedToken {
             .field("token_id", &self.token_id)
             .field("options", &self.options)
             .field("token_len", &self.token.len())
+            .field("signer", &self.signer)
             .field("obsoletes", &self.obsoletes)
             .field("saved_at", &self.saved_at)
             .finish_non_exhaustive()
+    }
+}
+
+/// A saved token as countersigning needs it (§3.4 step 4).
+#[derive(Clone, PartialEq, Eq)]
+pub struct SavedTokenBytes {
+    /// The complete token bytes. Never log them.
+    pub token: Vec<u8>,
+    /// The id of the key its signature verified with when it was saved, if that was recorded
+    /// ([`NewSavedToken::signer`]).
+    pub signer: Option<KeyId>,
+}
+
+impl fmt::Debug for SavedTokenBytes {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("SavedTokenBytes")
+            .field("token_len", &self.token.len())
+            .field("signer", &self.signer)
+            .finish()
     }
 }
 

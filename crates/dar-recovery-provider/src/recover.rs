@@ -96,8 +96,10 @@ impl<S: RecoveryProviderStore, C: ConfigSource> RecoveryProvider<S, C> {
     ///
     /// [`RecoveryProviderError::NoMatchingToken`] (step 2), [`RecoveryProviderError::Discovery`]
     /// or [`RecoveryProviderError::NotAnAccountProvider`] (step 3),
-    /// [`RecoveryProviderError::Protocol`] when the saved token no longer verifies with the
-    /// issuer's current keys or countersigning fails (step 4), and
+    /// [`RecoveryProviderError::Protocol`] when the issuer no longer publishes the key the
+    /// saved token was verified with when saved (`SignerNotPublished`; for a token saved
+    /// without that key's id, when it no longer verifies with the issuer's current keys) or
+    /// countersigning fails (step 4), and
     /// [`RecoveryProviderError::Store`]. Nothing is recorded then (step 7).
     pub async fn recover<R>(
         &self,
@@ -123,7 +125,7 @@ impl<S: RecoveryProviderStore, C: ConfigSource> RecoveryProvider<S, C> {
             1 => matches.remove(0),
             _ => return Ok(RecoverOutcome::Choose(matches)),
         };
-        let bytes = self
+        let saved = self
             .store
             .token_bytes(user, &chosen.issuer, chosen.token_id)
             .await?
@@ -132,13 +134,19 @@ impl<S: RecoveryProviderStore, C: ConfigSource> RecoveryProvider<S, C> {
         // §3.4 step 3: the issuer's current configuration.
         let config = self.account_provider(&chosen.issuer).await?;
         let ap = ap_part(&config)?;
-        // §3.4 step 4: re-check the saved token (issuer, current keys, audience)...
+        // §3.4 step 4: re-check the saved token (issuer, audience, and that the key it was
+        // verified with when saved is still published; a token saved without that key's id is
+        // verified again)...
         let check = SavedCheck {
             issuer: &chosen.issuer,
             issuer_keys: &ap.tokensign_keys,
             authoritative: &self.settings.authoritative,
         };
-        let verified = RecoveryToken::decode(&bytes)?.verify_saved(&check)?;
+        let token = RecoveryToken::decode(&saved.token)?;
+        let verified = match &saved.signer {
+            Some(signer) => token.verify_saved_signed_by(&check, signer)?,
+            None => token.verify_saved(&check)?,
+        };
         // ...and countersign it (§4.2), low friction as §6.4 says.
         let low_friction = verified.view().options().low_friction() || request.low_friction_auth;
         let countersigned_id = TokenId::generate(rng).map_err(dar_core::Error::from)?;

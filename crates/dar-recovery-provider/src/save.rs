@@ -185,11 +185,14 @@ impl<S: RecoveryProviderStore, C: ConfigSource> RecoveryProvider<S, C> {
             freshness: self.settings.freshness,
             binding: options.binding,
         };
-        if let Err(e) = token.verify_for_save(&check, now) {
-            return self
-                .refuse(&view, &issuer, ap, e.into(), redirect, now)
-                .await;
-        }
+        let signer = match token.verify_for_save(&check, now) {
+            Ok(verified) => verified.signer().key_id(),
+            Err(e) => {
+                return self
+                    .refuse(&view, &issuer, ap, e.into(), redirect, now)
+                    .await;
+            }
+        };
         if decline {
             let e = RecoveryProviderError::Declined;
             return self.refuse(&view, &issuer, ap, e, redirect, now).await;
@@ -213,6 +216,7 @@ impl<S: RecoveryProviderStore, C: ConfigSource> RecoveryProvider<S, C> {
             token_id: view.token_id(),
             options: view.options(),
             token: bytes.clone(),
+            signer: Some(signer),
             nickname: fields.nickname,
             login_hint: fields.login_hint,
             login_hint_sha256: fields.login_hint_sha256,

@@ -12,7 +12,8 @@ use time::OffsetDateTime;
 
 use crate::error::StoreFault;
 use crate::model::{
-    NewSavedToken, RecoveryRecord, RemovalReason, SaveTokenResult, SavedTokenSummary, UserId,
+    NewSavedToken, RecoveryRecord, RemovalReason, SaveTokenResult, SavedTokenBytes,
+    SavedTokenSummary, UserId,
 };
 use crate::outbox::{OutboxEntry, OutboxId, OutboxMessage};
 
@@ -44,7 +45,8 @@ pub trait RecoveryProviderStore: Send + Sync {
         user: &UserId,
     ) -> impl Future<Output = Result<Vec<SavedTokenSummary>, StoreFault>> + Send;
 
-    /// The bytes of the user's token with this issuer and id, if it is theirs and not removed.
+    /// The bytes of the user's token with this issuer and id, and the id of the key it was
+    /// verified with when saved, if it is theirs and not removed.
     ///
     /// # Errors
     ///
@@ -54,7 +56,7 @@ pub trait RecoveryProviderStore: Send + Sync {
         user: &UserId,
         issuer: &Origin,
         token_id: TokenId,
-    ) -> impl Future<Output = Result<Option<Vec<u8>>, StoreFault>> + Send;
+    ) -> impl Future<Output = Result<Option<SavedTokenBytes>, StoreFault>> + Send;
 
     /// Marks the user's token removed (its bytes are erased) and writes `on_removed`, in one
     /// transaction. `false` when the user holds no such token that is not removed already.

@@ -1018,26 +1018,39 @@ fn recovery_refuses_a_token_the_issuer_no_longer_signs_for() {
     block_on(async {
         let p = provider();
         save(&p, &alice(), &TokenSpec::default().form()).await;
-        // The account provider rotated its key away since the save.
-        let mut rotated = StaticConfigSource::new();
-        rotated.insert(ap_config(&ap(), &rp_key()));
-        let later = RecoveryProvider::new(p.settings().clone(), MemoryStore::new(), rotated);
-        // Same stored state in the new provider's store.
         let state = snapshot(&p);
-        for t in &state.tokens {
-            later.store().save_token(&t.token, None).await.unwrap();
-        }
-        let before = later.store().snapshot().unwrap();
-        let got = later
-            .recover(&alice(), &RecoverRequest::default(), NOW, &mut rng())
-            .await;
         assert_eq!(
-            got,
-            Err(RecoveryProviderError::Protocol(
-                Rejected::SignatureInvalid.into()
-            ))
+            state.tokens.first().and_then(|t| t.token.signer),
+            Some(ap_key().verifying_key().key_id()),
+            "the save records the key the token verified with"
         );
-        assert_eq!(later.store().snapshot().unwrap(), before);
+        // The account provider rotated its key away since the save: refused by the recorded
+        // key's id, and (for a token stored without it) by verifying the signature again.
+        for (signer_kept, refusal) in [
+            (true, Rejected::SignerNotPublished),
+            (false, Rejected::SignatureInvalid),
+        ] {
+            let mut rotated = StaticConfigSource::new();
+            rotated.insert(ap_config(&ap(), &rp_key()));
+            let later = RecoveryProvider::new(p.settings().clone(), MemoryStore::new(), rotated);
+            for t in &state.tokens {
+                let mut token = t.token.clone();
+                if !signer_kept {
+                    token.signer = None;
+                }
+                later.store().save_token(&token, None).await.unwrap();
+            }
+            let before = later.store().snapshot().unwrap();
+            let got = later
+                .recover(&alice(), &RecoverRequest::default(), NOW, &mut rng())
+                .await;
+            assert_eq!(
+                got,
+                Err(RecoveryProviderError::Protocol(refusal.into())),
+                "signer kept: {signer_kept}"
+            );
+            assert_eq!(later.store().snapshot().unwrap(), before);
+        }
     });
 }
 

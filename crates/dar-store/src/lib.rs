@@ -282,6 +282,21 @@ pub mod testing {
         fresh_schema(&url, &schema).await.map(Some)
     }
 
+    /// Runs `sql` (statements without results) on `store`'s database: for tests that set up
+    /// rows the store's own methods would never write, such as those of an older schema.
+    ///
+    /// # Errors
+    ///
+    /// The database error.
+    pub async fn execute(store: &Store, sql: &'static str) -> Result<(), StoreError> {
+        let sql = sqlx::raw_sql(sqlx::AssertSqlSafe(sql));
+        match &store.pool {
+            super::Pool::Sqlite(pool) => sql.execute(pool).await.map(drop)?,
+            super::Pool::Postgres(pool) => sql.execute(pool).await.map(drop)?,
+        }
+        Ok(())
+    }
+
     /// A fresh PostgreSQL schema `schema` (dropped first if it exists, then migrated) in the
     /// database at `url`, selected with each connection's `search_path`. `schema` must be
     /// lower-case ASCII letters, digits and `_` (it is spliced into SQL).

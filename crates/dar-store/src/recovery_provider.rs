@@ -3,7 +3,8 @@
 //!
 //! - `rp_saved_token`: one row per (issuer, token id) ever saved, unique across users; removal
 //!   erases the token bytes and keeps the row, so a token once saved for one user is never
-//!   saved for another (§6.8) nor silently revived.
+//!   saved for another (§6.8) nor silently revived. `signer_key_id` (migration `0201`) names
+//!   the key the token verified with when saved, null for rows saved before it.
 //! - `rp_recovery`: every exercise of a token (§3.4), permanent.
 //! - `rp_outbox`: status callbacks (§3.6) and user notifications (§3.4 step 6), each written in
 //!   the transaction of the change it reports.
@@ -11,11 +12,11 @@
 //! Times are unix seconds; token ids are lower-case hex. The same SQL (with `$n` placeholders)
 //! runs on both backends. Token bytes are stored but never logged.
 
-use dar_core::{Options, Origin, TokenId};
+use dar_core::{KeyId, Options, Origin, TokenId};
 use dar_recovery_provider::{
     NewSavedToken, OutboxEntry, OutboxId, OutboxMessage, RecoveryProviderStore, RecoveryRecord,
-    RemovalReason, SaveTokenResult, SavedTokenSummary, StatusCallback, StoreFault, TokenStatus,
-    UserId, UserNotification,
+    RemovalReason, SaveTokenResult, SavedTokenBytes, SavedTokenSummary, StatusCallback, StoreFault,
+    TokenStatus, UserId, UserNotification,
 };
 use time::OffsetDateTime;
 
@@ -105,13 +106,14 @@ impl Store {
         let issuer = token.issuer.as_str();
         let token_id = token.token_id.to_string();
         let at = secs(token.saved_at);
+        let signer = token.signer.map(|id| id.to_string());
         let result = with_tx!(self, tx => {
             // One statement decides ownership: concurrent saves of one token serialize on the
             // (issuer, token_id) key and exactly one inserts.
             let inserted = sqlx::query(
                 "insert into rp_saved_token (user_id, issuer, token_id, token, options, \
-                 nickname, login_hint, login_hint_sha256, saved_at) \
-                 values ($1, $2, $3, $4, $5, $6, $7, $8, $9) \
+                 nickname, login_hint, login_hint_sha256, saved_at, signer_key_id) \
+                 values ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) \
                  on conflict (issuer, token_id) do nothing",
             )
             .bind(token.user.as_str())
@@ -123,6 +125,7 @@ impl Store {
             .bind(token.login_hint.as_deref())
             .bind(token.login_hint_sha256.as_deref())
             .bind(at)
+            .bind(&signer)
             .execute(&mut *tx)
             .await?
             .rows_affected();
@@ -189,10 +192,10 @@ impl Store {
         user: &UserId,
         issuer: &Origin,
         token_id: TokenId,
-    ) -> Result<Option<Vec<u8>>, StoreError> {
-        let row: Option<(Option<Vec<u8>>,)> = with_pool!(self, pool => {
+    ) -> Result<Option<SavedTokenBytes>, StoreError> {
+        let row: Option<(Option<Vec<u8>>, Option<String>)> = with_pool!(self, pool => {
             sqlx::query_as(
-                "select token from rp_saved_token \
+                "select token, signer_key_id from rp_saved_token \
                  where user_id = $1 and issuer = $2 and token_id = $3 and removed_at is null",
             )
             .bind(user.as_str())
@@ -201,7 +204,14 @@ impl Store {
             .fetch_optional(pool)
             .await?
         });
-        Ok(row.and_then(|(bytes,)| bytes))
+        let Some((Some(token), signer)) = row else {
+            return Ok(None);
+        };
+        let signer = signer
+            .map(|text| text.parse::<KeyId>())
+            .transpose()
+            .map_err(|_| corrupt("stored signer key id"))?;
+        Ok(Some(SavedTokenBytes { token, signer }))
     }
 
     async fn rp_remove_token(
@@ -407,7 +417,7 @@ impl RecoveryProviderStore for Store {
         user: &UserId,
         issuer: &Origin,
         token_id: TokenId,
-    ) -> Result<Option<Vec<u8>>, StoreFault> {
+    ) -> Result<Option<SavedTokenBytes>, StoreFault> {
         self.rp_token_bytes(user, issuer, token_id)
             .await
             .map_err(fault)

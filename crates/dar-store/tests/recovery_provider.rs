@@ -14,9 +14,9 @@ use dar_discovery::StaticConfigSource;
 use dar_recovery_provider::{
     OutboxEntry, OutboxMessage, RecoverOutcome, RecoverRequest, Recovery, RecoveryProvider,
     RecoveryProviderError, RecoveryProviderSettings, RecoveryProviderStore, SaveForm, SaveOptions,
-    SaveOutcome, SavedTokenSummary, TokenStatus, UserId,
+    SaveOutcome, SavedTokenSummary, StoreFault, TokenStatus, UserId,
 };
-use dar_store::Store;
+use dar_store::{Store, testing};
 use time::macros::datetime;
 use time::{Duration, OffsetDateTime};
 
@@ -68,7 +68,7 @@ fn provider(store: Store) -> Provider {
 
 /// Providers on every configured backend.
 async fn providers(test: &str) -> Vec<Provider> {
-    dar_store::testing::stores(test)
+    testing::stores(test)
         .await
         .unwrap()
         .into_iter()
@@ -261,6 +261,62 @@ async fn obsoletes_replaces_the_older_token_in_the_same_save() {
         foreign.obsoletes = Some(id(3).to_string());
         save(&p, "alice", &foreign).await;
         assert_eq!(list(&p, "bob").await.len(), 1);
+    }
+}
+
+#[tokio::test]
+async fn a_saved_token_keeps_the_id_of_the_key_it_verified_with() {
+    for p in providers("rp_signer").await {
+        save(&p, "alice", &form(1, Options::NONE)).await;
+        let saved = p.store().token_bytes(&user("alice"), &ap(), id(1)).await;
+        let saved = saved.unwrap().unwrap();
+        assert_eq!(saved.signer, Some(ap_key().verifying_key().key_id()));
+        assert_eq!(
+            saved.token,
+            decode_base64(&form(1, Options::NONE).token, MAX_TOKEN_LEN).unwrap()
+        );
+    }
+}
+
+#[tokio::test]
+async fn a_token_stored_without_its_key_id_is_verified_again_and_still_recovers() {
+    for p in providers("rp_signer_null").await {
+        save(&p, "alice", &form(1, Options::NONE)).await;
+        // A row saved before migration 0201 added the column.
+        testing::execute(p.store(), "update rp_saved_token set signer_key_id = null")
+            .await
+            .unwrap();
+        let saved = p.store().token_bytes(&user("alice"), &ap(), id(1)).await;
+        assert_eq!(saved.unwrap().unwrap().signer, None);
+        let got = recover(&p, "alice", &RecoverRequest::default()).await;
+        assert!(matches!(got, RecoverOutcome::Countersigned(_)), "{got:?}");
+    }
+}
+
+#[tokio::test]
+async fn a_stored_key_id_that_does_not_parse_fails_the_read_and_changes_nothing() {
+    for p in providers("rp_signer_corrupt").await {
+        save(&p, "alice", &form(1, Options::NONE)).await;
+        testing::execute(
+            p.store(),
+            "update rp_saved_token set signer_key_id = \
+             'zzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzz'",
+        )
+        .await
+        .unwrap();
+        let before = (list(&p, "alice").await, outbox(&p).await);
+        let saved = p.store().token_bytes(&user("alice"), &ap(), id(1)).await;
+        assert_eq!(saved, Err(StoreFault::Failed));
+        let got = p
+            .recover(
+                &user("alice"),
+                &RecoverRequest::default(),
+                NOW,
+                &mut getrandom::SysRng,
+            )
+            .await;
+        assert_eq!(got, Err(RecoveryProviderError::Store(StoreFault::Failed)));
+        assert_eq!((list(&p, "alice").await, outbox(&p).await), before);
     }
 }
 

@@ -476,3 +476,37 @@ fn key_set_accepts_a_signature_by_any_of_its_keys() -> TestResult {
     assert!(!keys.verify(b"other internals", &ap.sign(msg)?));
     Ok(())
 }
+
+#[test]
+fn key_set_names_the_key_that_verified_and_finds_keys_by_id() -> TestResult {
+    let ap = ap_key()?;
+    let other = SigningKey::from_scalar_bytes(&[7; 32])?;
+    let stranger = SigningKey::from_scalar_bytes(&[9; 32])?;
+    let keys = VerifyingKeys::new([other.verifying_key(), ap.verifying_key()]).ok_or("empty")?;
+    let msg = b"token internals";
+    assert_eq!(
+        keys.verifier_of(msg, &ap.sign(msg)?),
+        Some(&ap.verifying_key())
+    );
+    assert_eq!(keys.verifier_of(msg, &stranger.sign(msg)?), None);
+    let ap_id = ap.verifying_key().key_id();
+    assert_eq!(keys.find(&ap_id), Some(&ap.verifying_key()));
+    assert_eq!(keys.find(&stranger.verifying_key().key_id()), None);
+    Ok(())
+}
+
+#[test]
+fn key_id_is_the_spki_hash_and_reads_back_from_its_text() -> TestResult {
+    let public = VerifyingKey::from_spki_base64(AP_SPKI_B64)?;
+    let id = public.key_id();
+    let digest: [u8; 32] = Sha256::digest(STANDARD.decode(AP_SPKI_B64)?).into();
+    assert_eq!(id.as_bytes(), &digest);
+    assert_eq!(id.to_string(), hex::encode(digest));
+    assert_eq!(format!("{id:?}"), format!("KeyId({})", hex::encode(digest)));
+    assert_eq!(id.to_string().parse::<KeyId>()?, id);
+    assert_eq!(id.to_string().to_uppercase().parse::<KeyId>()?, id);
+    for bad in ["", "00", &"g".repeat(64), &"0".repeat(66)] {
+        assert_eq!(bad.parse::<KeyId>(), Err(key_error("key id")), "{bad:?}");
+    }
+    Ok(())
+}

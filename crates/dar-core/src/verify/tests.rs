@@ -266,6 +266,99 @@ fn return_checks_outer_binding_only() {
     assert_eq!(r.run(&b), Ok(false));
 }
 
+/// The saved-token re-check, by the recorded key's id or (without one) verifying again; the
+/// key it names as the signer.
+fn recheck(
+    bytes: &[u8],
+    check: &SavedCheck<'_>,
+    signer: Option<&KeyId>,
+) -> Result<VerifyingKey, Error> {
+    let token = RecoveryToken::decode(bytes)?;
+    let verified = match signer {
+        Some(id) => token.verify_saved_signed_by(check, id)?,
+        None => token.verify_saved(check)?,
+    };
+    Ok(verified.signer().clone())
+}
+
+#[test]
+fn the_signer_is_the_key_of_a_rotating_set_that_verified() {
+    let set = VerifyingKeys::new([other_key().verifying_key(), ap_key().verifying_key()]).unwrap();
+    let check = SavedCheck {
+        issuer: &ap(),
+        issuer_keys: &set,
+        authoritative: &[rp()],
+    };
+    assert_eq!(
+        recheck(&rt_bytes(), &check, None),
+        Ok(ap_key().verifying_key())
+    );
+}
+
+#[test]
+fn saved_token_signed_by_a_published_key_is_accepted_without_its_signature() {
+    let set = VerifyingKeys::new([other_key().verifying_key(), ap_key().verifying_key()]).unwrap();
+    let check = SavedCheck {
+        issuer: &ap(),
+        issuer_keys: &set,
+        authoritative: &[rp()],
+    };
+    let signer = ap_key().verifying_key().key_id();
+    // A broken signature: the check relies on the recorded key, not on verifying it again.
+    let mut bytes = rt_bytes();
+    let last = bytes.len() - 1;
+    bytes[last] ^= 1;
+    assert_eq!(
+        recheck(&bytes, &check, None),
+        Err(Rejected::SignatureInvalid.into())
+    );
+    assert_eq!(
+        recheck(&bytes, &check, Some(&signer)),
+        Ok(ap_key().verifying_key())
+    );
+}
+
+#[test]
+fn saved_token_whose_signer_was_retired_is_refused() {
+    let check = SavedCheck {
+        issuer: &ap(),
+        issuer_keys: &keys(&other_key()),
+        authoritative: &[rp()],
+    };
+    let signer = ap_key().verifying_key().key_id();
+    let got = recheck(&rt_bytes(), &check, Some(&signer));
+    assert_eq!(got, Err(Rejected::SignerNotPublished.into()));
+    let e = got.unwrap_err();
+    assert_eq!(
+        (e.code(), e.step()),
+        ("signer_not_published", "§3.4 step 4")
+    );
+}
+
+#[test]
+fn saved_token_signed_by_still_checks_issuer_and_audience() {
+    let published = keys(&ap_key());
+    let signer = ap_key().verifying_key().key_id();
+    let other_issuer = SavedCheck {
+        issuer: &Origin::parse("https://other.example.com").unwrap(),
+        issuer_keys: &published,
+        authoritative: &[rp()],
+    };
+    assert_eq!(
+        recheck(&rt_bytes(), &other_issuer, Some(&signer)),
+        Err(Rejected::IssuerMismatch.into())
+    );
+    let foreign_audience = SavedCheck {
+        issuer: &ap(),
+        issuer_keys: &published,
+        authoritative: &[Origin::parse("https://mail.rp.example.net").unwrap()],
+    };
+    assert_eq!(
+        recheck(&rt_bytes(), &foreign_audience, Some(&signer)),
+        Err(Rejected::AudienceNotAuthoritative.into())
+    );
+}
+
 #[test]
 fn countersign_produces_what_the_account_provider_accepts() {
     let rt = rt_bytes();
