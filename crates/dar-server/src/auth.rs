@@ -111,6 +111,9 @@ pub struct SignedInUser {
     pub username: String,
     /// The session (its CSRF token goes into the page's forms).
     pub session: Session,
+    /// When this session signed in (its password step, which the second factor follows),
+    /// Unix seconds: pages for high-risk actions ask for a recent one.
+    pub signed_in_at: i64,
 }
 
 impl FromRequestParts<AppState> for SignedInUser {
@@ -122,6 +125,7 @@ impl FromRequestParts<AppState> for SignedInUser {
                 account: c.account.id,
                 username: c.account.username,
                 session: c.session,
+                signed_in_at: c.record.created_at,
             }),
             Ok(_) => Err(redirect_to_sign_in(parts).into_response()),
             Err(e) => Err(e.into_response()),

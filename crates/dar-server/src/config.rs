@@ -209,6 +209,10 @@ pub struct RecoveryProviderSettings {
     /// `allowed_account_providers`: when set, only these issuers' tokens are saved; when
     /// absent, any account provider whose configuration can be fetched.
     pub allowed_account_providers: Option<Vec<Origin>>,
+    /// `recovery_sign_in_max_age_secs`: how long ago the user may have signed in (password and
+    /// second factor) and still exercise a token without signing in again (§6.3.1: exercising
+    /// is a high-risk action). 60 s to the session's own 12 h; default 10 minutes.
+    pub recovery_sign_in_max_age: Duration,
     /// `[recovery_provider.outbox]`: how `dar serve` delivers status callbacks and user
     /// notifications.
     pub outbox: OutboxSettings,
@@ -463,6 +467,7 @@ struct RawRecoveryProvider {
     token_max_size: Option<u64>,
     authoritative_audiences: Option<Vec<String>>,
     allowed_account_providers: Option<Vec<String>>,
+    recovery_sign_in_max_age_secs: Option<u64>,
     #[serde(default)]
     outbox: RawOutbox,
 }
@@ -512,6 +517,8 @@ pub(crate) const DEFAULT_RECOVER_ACCOUNT: &str = "/dar/recover-account";
 /// Default `token-max-size`: real tokens are a few hundred bytes.
 const DEFAULT_TOKEN_MAX_SIZE: usize = 8 * 1024;
 const DEFAULT_OUTBOX_INTERVAL_SECS: u64 = 10;
+/// Default `recovery_provider.recovery_sign_in_max_age_secs`: ten minutes.
+const DEFAULT_RECOVERY_SIGN_IN_MAX_AGE_SECS: u64 = 10 * 60;
 /// Default `account_provider.mail.lease_secs`: far longer than an SMTP delivery takes.
 const DEFAULT_MAIL_LEASE_SECS: u64 = 120;
 
@@ -1096,6 +1103,16 @@ impl Checker<'_> {
                     )
                 })?,
         };
+        let sign_in_max_age = raw
+            .recovery_sign_in_max_age_secs
+            .unwrap_or(DEFAULT_RECOVERY_SIGN_IN_MAX_AGE_SECS);
+        let session_max = crate::auth::SESSION_MAX_SECS.unsigned_abs();
+        if !(60..=session_max).contains(&sign_in_max_age) {
+            return Err(self.invalid(
+                "recovery_provider.recovery_sign_in_max_age_secs",
+                format!("must be between 60 and {session_max} (a session's longest life)"),
+            ));
+        }
         let authoritative_audiences = match &raw.authoritative_audiences {
             None => vec![public_origin.clone()],
             Some(list) => {
@@ -1151,6 +1168,7 @@ impl Checker<'_> {
             token_max_size,
             authoritative_audiences,
             allowed_account_providers,
+            recovery_sign_in_max_age: Duration::from_secs(sign_in_max_age),
             outbox: self.outbox(raw.outbox, public_origin)?,
         })
     }

@@ -21,7 +21,9 @@
 //! - `recover-account` (§3.4), GET and POST, with the `issuer` and `id` hints. A cross-site
 //!   POST carries no cookie: it is answered 303 to the GET with the same hints (they are not
 //!   secrets). The GET requires sign-in with both factors and lists the matching tokens, one
-//!   button each (CSRF); the button calls
+//!   button each (CSRF). Both it and the button want that sign-in no older than
+//!   `recovery_sign_in_max_age_secs` (§6.3.1: exercising a token is a high-risk action); an
+//!   older session is sent through sign-in again and comes back to the page. The button calls
 //!   [`recover`](dar_recovery_provider::RecoveryProvider::recover) and shows a page whose form
 //!   POSTs `countersigned-token` to the account provider's `recover-account-return` (a
 //!   visible "Continue" button, no JavaScript).
@@ -42,7 +44,7 @@ use serde::Deserialize;
 use time::OffsetDateTime;
 use utoipa::ToSchema;
 
-use crate::auth::{SignedInUser, park, parked_id, peek_parked, render, take_parked};
+use crate::auth::{SignedInUser, park, parked_id, peek_parked, render, take_parked, with_next};
 use crate::error::{AppError, AppForm};
 use crate::openapi::{FORM, HTML, TAG_RP};
 use crate::security::CsrfForm;
@@ -530,9 +532,19 @@ async fn recover_post(
     State(state): State<AppState>,
     AppForm(hints): AppForm<RecoverHints>,
 ) -> Result<Response, AppError> {
-    let pairs: Vec<(&str, &str)> = [("issuer", &hints.issuer), ("id", &hints.id)]
+    let to = recover_page_url(&state, hints.issuer.as_deref(), hints.id.as_deref())?;
+    Ok(Redirect::to(&to).into_response())
+}
+
+/// This deployment's recover-account page with the hints given.
+fn recover_page_url(
+    state: &AppState,
+    issuer: Option<&str>,
+    id: Option<&str>,
+) -> Result<String, AppError> {
+    let pairs: Vec<(&str, &str)> = [("issuer", issuer), ("id", id)]
         .into_iter()
-        .filter_map(|(k, v)| v.as_deref().map(|v| (k, v)))
+        .filter_map(|(k, v)| v.map(|v| (k, v)))
         .collect();
     let query = serde_urlencoded::to_string(pairs).map_err(|_| AppError::BadRequest {
         message: "the form is malformed",
@@ -542,12 +554,29 @@ async fn recover_post(
         .recovery_provider
         .as_ref()
         .map_or("/", |slot| slot.settings.recover_account_path.as_str());
-    let to = if query.is_empty() {
+    Ok(if query.is_empty() {
         path.to_owned()
     } else {
         format!("{path}?{query}")
-    };
-    Ok(Redirect::to(&to).into_response())
+    })
+}
+
+/// §6.3.1: exercising a token is a high-risk action, so it needs a sign-in (password and
+/// second factor) no older than `recovery_sign_in_max_age_secs`. An older session is sent
+/// through sign-in again, which starts a new session and comes back to `next`; `None` when the
+/// sign-in is recent enough.
+fn sign_in_again_if_stale(state: &AppState, user: &SignedInUser, next: &str) -> Option<Response> {
+    let max_age = state
+        .roles()
+        .recovery_provider
+        .as_ref()
+        .map(|slot| slot.settings.recovery_sign_in_max_age)?;
+    let age = state
+        .now()
+        .unix_timestamp()
+        .saturating_sub(user.signed_in_at);
+    let max_age = i64::try_from(max_age.as_secs()).unwrap_or(i64::MAX);
+    (age > max_age).then(|| Redirect::to(&with_next("/signin", next)).into_response())
 }
 
 /// §3.4 step 2: the user's tokens matching the hints, one button each.
@@ -571,7 +600,8 @@ async fn recover_post(
         ),
         (
             status = 303,
-            description = "Not signed in with both factors: to `/signin` (which comes back).",
+            description = "Not signed in with both factors, or signed in longer ago than \
+                `recovery_sign_in_max_age_secs` (§6.3.1): to `/signin` (which comes back).",
             headers(("Location" = String)),
         ),
         (
@@ -593,6 +623,10 @@ async fn recover_page(
                 message: "the query is malformed",
             }
         })?;
+    let here = recover_page_url(&state, hints.issuer.as_deref(), hints.id.as_deref())?;
+    if let Some(sign_in) = sign_in_again_if_stale(&state, &user, &here) {
+        return Ok(sign_in);
+    }
     let issuer = hints
         .issuer
         .as_deref()
@@ -630,7 +664,9 @@ async fn recover_page(
         ),
         (
             status = 303,
-            description = "Not signed in with both factors: to `/signin`.",
+            description = "Not signed in with both factors: to `/signin`; or signed in longer ago \
+                than `recovery_sign_in_max_age_secs` (§6.3.1): to `/signin`, which comes back to \
+                the recover-account page for this token. Nothing is countersigned then.",
             headers(("Location" = String)),
         ),
         (
@@ -650,6 +686,10 @@ async fn recover(
     let rp = service(&state)?;
     let issuer = parse_origin(&state, &form.issuer)?;
     let token_id = parse_token_id(&form.token_id)?;
+    let page = recover_page_url(&state, Some(issuer.as_str()), Some(&token_id.to_string()))?;
+    if let Some(sign_in) = sign_in_again_if_stale(&state, &user, &page) {
+        return Ok(sign_in);
+    }
     let request = RecoverRequest {
         issuer_hint: Some(&issuer),
         id_hint: Some(token_id),

@@ -92,6 +92,7 @@ fn minimal_config_gets_defaults() {
     assert_eq!(rp.token_max_size, 8192);
     assert_eq!(rp.authoritative_audiences, vec![c.public_origin.clone()]);
     assert_eq!(rp.allowed_account_providers, None);
+    assert_eq!(rp.recovery_sign_in_max_age, Duration::from_secs(600));
 }
 
 #[test]
@@ -302,6 +303,23 @@ fn rejects_token_max_size_out_of_range() {
             invalid_key(parse(&text)),
             "recovery_provider.token_max_size"
         );
+    }
+}
+
+#[test]
+fn recovery_sign_in_max_age_is_between_a_minute_and_a_session() {
+    for bad in ["0", "59", "43201"] {
+        let text = config_text_with_rp(&format!("recovery_sign_in_max_age_secs = {bad}"));
+        assert_eq!(
+            invalid_key(parse(&text)),
+            "recovery_provider.recovery_sign_in_max_age_secs"
+        );
+    }
+    for (good, secs) in [("60", 60), ("43200", 43_200)] {
+        let text = config_text_with_rp(&format!("recovery_sign_in_max_age_secs = {good}"));
+        let c = parse(&text).unwrap();
+        let rp = c.recovery_provider.as_ref().unwrap();
+        assert_eq!(rp.recovery_sign_in_max_age, Duration::from_secs(secs));
     }
 }
 
