@@ -170,21 +170,40 @@ pub struct AccountMailSettings {
     pub site_name: String,
     /// `dir`: where `.eml` files go when there is no `smtp_url` (default `mail`).
     pub dir: PathBuf,
-    /// `smtp_url`: `smtps://host[:port]` or `smtp://host[:port]?tls=required`; plain
-    /// `smtp://` only with `development` and a loopback host.
-    pub smtp_url: Option<String>,
-    /// `smtp_user`: the SMTP user name, when the server wants authentication.
-    pub smtp_user: Option<String>,
-    /// `smtp_password_file`: a file holding the SMTP password (never in this file).
-    pub smtp_password_file: Option<PathBuf>,
-    /// `smtp_ca_file`: a PEM CA to trust for the SMTP server instead of the web roots.
-    pub smtp_ca_file: Option<PathBuf>,
+    /// `smtp_url` and the keys beside it: the SMTP server, when mail is sent rather than
+    /// written to files.
+    pub smtp: Option<SmtpServer>,
     /// `interval_secs`: how often due mail and due timed unlocks are processed (default 10).
     pub interval: Duration,
     /// `lease_secs`: how long a message being sent is reserved for the worker sending it
     /// (default 120). A worker that stops mid-send leaves its messages to be sent again once
     /// the lease ends; a shorter lease resends sooner, and twice if sending takes longer.
     pub lease: Duration,
+}
+
+/// An SMTP server to send through: the `smtp_*` keys of `[account_provider.mail]` and
+/// `[recovery_provider.outbox]`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct SmtpServer {
+    /// `smtp_url`: `smtps://host[:port]` or `smtp://host[:port]?tls=required`; plain
+    /// `smtp://` only with `development` and a loopback host.
+    pub url: String,
+    /// `smtp_user`: the SMTP user name, when the server wants authentication.
+    pub user: Option<String>,
+    /// `smtp_password_file`: a file holding the SMTP password (never in the configuration).
+    pub password_file: Option<PathBuf>,
+    /// `smtp_ca_file`: a PEM CA to trust for the SMTP server instead of the web roots.
+    pub ca_file: Option<PathBuf>,
+}
+
+/// The `smtp_*` keys of a mail section, as written (each section lists them itself:
+/// `serde(flatten)` would lose `deny_unknown_fields`).
+struct RawSmtp {
+    smtp_url: Option<String>,
+    smtp_user: Option<String>,
+    smtp_password_file: Option<PathBuf>,
+    smtp_ca_file: Option<PathBuf>,
 }
 
 /// `[recovery_provider]`: this deployment saves tokens for its users and countersigns them.
@@ -225,9 +244,12 @@ pub struct RecoveryProviderSettings {
 pub struct OutboxSettings {
     /// `interval_secs`: how often due messages are sent (default 10).
     pub interval: Duration,
-    /// `mail_dir`: where notifications are written as `.eml` files (default `mail`, relative
-    /// to the configuration file).
+    /// `mail_dir`: where notifications are written as `.eml` files when there is no
+    /// `smtp_url` (default `mail`, relative to the configuration file).
     pub mail_dir: PathBuf,
+    /// `smtp_url` and the keys beside it: the SMTP server notifications are sent through,
+    /// instead of being written into `mail_dir`.
+    pub smtp: Option<SmtpServer>,
     /// `mail_from`: the notifications' `From` address (default `dar@<public origin's host>`).
     pub mail_from: String,
     /// `site_name`: the recovery provider's name as users know it (default: the public
@@ -481,6 +503,10 @@ struct RawOutbox {
     site_name: Option<String>,
     repudiate_url: Option<String>,
     recipient_domain: Option<String>,
+    smtp_url: Option<String>,
+    smtp_user: Option<String>,
+    smtp_password_file: Option<PathBuf>,
+    smtp_ca_file: Option<PathBuf>,
 }
 
 #[derive(Deserialize, Default)]
@@ -1051,36 +1077,78 @@ impl Checker<'_> {
             ));
         }
         let host = origin_host(public_origin);
-        let settings = AccountMailSettings {
-            from: raw.from.unwrap_or_else(|| format!("dar@{host}")),
-            site_name: raw.site_name.unwrap_or_else(|| host.clone()),
-            dir: self.path(raw.dir.as_deref().unwrap_or(Path::new("mail"))),
+        let from = raw.from.unwrap_or_else(|| format!("dar@{host}"));
+        let smtp = RawSmtp {
             smtp_url: raw.smtp_url,
             smtp_user: raw.smtp_user,
-            smtp_password_file: raw.smtp_password_file.map(|p| self.path(&p)),
-            smtp_ca_file: raw.smtp_ca_file.map(|p| self.path(&p)),
+            smtp_password_file: raw.smtp_password_file,
+            smtp_ca_file: raw.smtp_ca_file,
+        };
+        let smtp = self.smtp("account_provider.mail", "from", &from, smtp, development)?;
+        Ok(AccountMailSettings {
+            from,
+            site_name: raw.site_name.unwrap_or_else(|| host.clone()),
+            dir: self.path(raw.dir.as_deref().unwrap_or(Path::new("mail"))),
+            smtp,
             interval: Duration::from_secs(interval_secs),
             lease: Duration::from_secs(lease_secs),
-        };
-        // Check what can be checked without reading files: the sender and the URL's form.
-        let smtp = crate::mail::SmtpSettings {
-            url: settings.smtp_url.clone().unwrap_or_default(),
-            credentials: None,
-            ca_file: None,
-            allow_plain_loopback: development,
-        };
-        let checked = match &settings.smtp_url {
-            Some(_) => crate::mail::Mailer::smtp(&smtp, &settings.from).map(drop),
-            None => crate::mail::Mailer::files(&settings.dir, &settings.from).map(drop),
+        })
+    }
+
+    /// The `smtp_*` keys of `section`, checked as far as can be without reading files: the
+    /// URL's form (plain SMTP only in `development`, to loopback) and the sender `from` (named
+    /// `from_key`), which must be an address whether or not SMTP is used.
+    fn smtp(
+        &self,
+        section: &str,
+        from_key: &str,
+        from: &str,
+        raw: RawSmtp,
+        development: bool,
+    ) -> Result<Option<SmtpServer>, ConfigError> {
+        let key = |name: &str| format!("{section}.{name}");
+        let checked = match &raw.smtp_url {
+            Some(url) => {
+                let settings = crate::mail::SmtpSettings {
+                    url: url.clone(),
+                    credentials: None,
+                    ca_file: None,
+                    allow_plain_loopback: development,
+                };
+                crate::mail::Mailer::smtp(&settings, from).map(drop)
+            }
+            None => crate::mail::Mailer::files(PathBuf::new(), from).map(drop),
         };
         checked.map_err(|e| {
-            let key = match e {
-                crate::mail::MailSetupError::BadSender => "account_provider.mail.from",
-                _ => "account_provider.mail.smtp_url",
+            let name = match e {
+                crate::mail::MailSetupError::BadSender => from_key,
+                _ => "smtp_url",
             };
-            self.invalid(key, e.to_string())
+            self.invalid(&key(name), e.to_string())
         })?;
-        Ok(settings)
+        let Some(url) = raw.smtp_url else {
+            let stray = [
+                ("smtp_user", raw.smtp_user.is_some()),
+                ("smtp_password_file", raw.smtp_password_file.is_some()),
+                ("smtp_ca_file", raw.smtp_ca_file.is_some()),
+            ];
+            return match stray.iter().find(|(_, set)| *set) {
+                Some((name, _)) => Err(self.invalid(&key(name), "needs smtp_url")),
+                None => Ok(None),
+            };
+        };
+        if raw.smtp_user.is_some() != raw.smtp_password_file.is_some() {
+            return Err(self.invalid(
+                &key("smtp_user"),
+                "smtp_user and smtp_password_file go together",
+            ));
+        }
+        Ok(Some(SmtpServer {
+            url,
+            user: raw.smtp_user,
+            password_file: raw.smtp_password_file.map(|p| self.path(&p)),
+            ca_file: raw.smtp_ca_file.map(|p| self.path(&p)),
+        }))
     }
 
     fn recovery_provider(
@@ -1169,7 +1237,7 @@ impl Checker<'_> {
             authoritative_audiences,
             allowed_account_providers,
             recovery_sign_in_max_age: Duration::from_secs(sign_in_max_age),
-            outbox: self.outbox(raw.outbox, public_origin)?,
+            outbox: self.outbox(raw.outbox, public_origin, development)?,
         })
     }
 
@@ -1177,6 +1245,7 @@ impl Checker<'_> {
         &self,
         raw: RawOutbox,
         public_origin: &Origin,
+        development: bool,
     ) -> Result<OutboxSettings, ConfigError> {
         let interval_secs = raw.interval_secs.unwrap_or(DEFAULT_OUTBOX_INTERVAL_SECS);
         if !(1..=3600).contains(&interval_secs) {
@@ -1187,10 +1256,25 @@ impl Checker<'_> {
         }
         let origin = public_origin.as_str().trim_end_matches('/');
         let host = origin_host(public_origin);
+        let mail_from = raw.mail_from.unwrap_or_else(|| format!("dar@{host}"));
+        let smtp = RawSmtp {
+            smtp_url: raw.smtp_url,
+            smtp_user: raw.smtp_user,
+            smtp_password_file: raw.smtp_password_file,
+            smtp_ca_file: raw.smtp_ca_file,
+        };
+        let smtp = self.smtp(
+            "recovery_provider.outbox",
+            "mail_from",
+            &mail_from,
+            smtp,
+            development,
+        )?;
         Ok(OutboxSettings {
             interval: Duration::from_secs(interval_secs),
             mail_dir: self.path(raw.mail_dir.as_deref().unwrap_or(Path::new("mail"))),
-            mail_from: raw.mail_from.unwrap_or_else(|| format!("dar@{host}")),
+            smtp,
+            mail_from,
             site_name: raw.site_name.unwrap_or_else(|| host.clone()),
             repudiate_url: raw
                 .repudiate_url

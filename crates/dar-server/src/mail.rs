@@ -1,4 +1,6 @@
-//! Sending the account provider's mail: lockout-recovery notices and email codes.
+//! Sending mail: the account provider's lockout-recovery notices and email codes, and the
+//! recovery provider's notices that a token was exercised (through
+//! [`crate::outbox::MailerNotifier`] when its outbox has an `smtp_url`).
 //!
 //! The account provider writes each message into its mail outbox in the same transaction as the
 //! event it reports (a recovery started, a cancel link, an unlock, a new second factor held);
@@ -39,6 +41,9 @@ use lettre::message::{Body, Mailbox, Message};
 use lettre::transport::smtp::authentication::Credentials;
 use lettre::transport::smtp::client::{Certificate, Tls, TlsParameters};
 use lettre::{AsyncSmtpTransport, AsyncTransport, Tokio1Executor};
+
+/// The `Message-ID` prefix of the account provider's mail.
+const DEFAULT_MESSAGE_ID_PREFIX: &str = "dar-mail";
 
 /// How long one SMTP exchange may take before it counts as a failure.
 pub const SMTP_TIMEOUT: Duration = Duration::from_secs(20);
@@ -138,6 +143,7 @@ enum Transport {
 pub struct Mailer {
     from: Mailbox,
     transport: Transport,
+    message_id_prefix: &'static str,
 }
 
 impl std::fmt::Debug for Mailer {
@@ -191,6 +197,7 @@ impl Mailer {
         Ok(Self {
             from: mailbox(from).ok_or(MailSetupError::BadSender)?,
             transport: Transport::Files(dir.into()),
+            message_id_prefix: DEFAULT_MESSAGE_ID_PREFIX,
         })
     }
 
@@ -253,7 +260,16 @@ impl Mailer {
         Ok(Self {
             from,
             transport: Transport::Smtp(builder.build()),
+            message_id_prefix: DEFAULT_MESSAGE_ID_PREFIX,
         })
+    }
+
+    /// The same mailer, naming messages `<{prefix}-{id}@{sender's domain}>` instead of
+    /// `<dar-mail-{id}@...>`: for a second outbox whose row ids would repeat the first's.
+    #[must_use]
+    pub fn with_message_id_prefix(mut self, prefix: &'static str) -> Self {
+        self.message_id_prefix = prefix;
+        self
     }
 
     /// The sender address.
@@ -274,7 +290,10 @@ impl Mailer {
             .from(self.from.clone())
             .to(to)
             .subject(mail.subject.clone())
-            .message_id(Some(format!("<dar-mail-{}@{domain}>", mail.id)))
+            .message_id(Some(format!(
+                "<{}-{}@{domain}>",
+                self.message_id_prefix, mail.id
+            )))
             .header(ContentType::TEXT_PLAIN)
             .body(body)
             .map_err(|_| MailError::Build)
@@ -304,6 +323,43 @@ impl Mailer {
             Transport::Files(dir) => write_file(dir, mail.id, &message.formatted()).await,
         }
     }
+}
+
+/// The mailer a mail section of the configuration describes: SMTP through `smtp` (the password
+/// read from its `smtp_password_file`), else `.eml` files in `dir`. Plain SMTP is allowed only
+/// in `development`, to a loopback host.
+///
+/// # Errors
+///
+/// What is wrong, for the caller's error (never the password).
+pub fn mailer_for(
+    smtp: Option<&crate::config::SmtpServer>,
+    dir: &Path,
+    from: &str,
+    development: bool,
+) -> Result<Mailer, String> {
+    let Some(smtp) = smtp else {
+        return Mailer::files(dir, from).map_err(|e| e.to_string());
+    };
+    let credentials = match (&smtp.user, &smtp.password_file) {
+        (Some(user), Some(file)) => {
+            let text = crate::state::read_secret_file(file)
+                .map_err(|reason| format!("smtp_password_file {}: {reason}", file.display()))?;
+            Some((
+                user.clone(),
+                zeroize::Zeroizing::new(text.trim_end().to_owned()),
+            ))
+        }
+        (None, None) => None,
+        _ => return Err("smtp_user and smtp_password_file go together".to_owned()),
+    };
+    let settings = SmtpSettings {
+        url: smtp.url.clone(),
+        credentials,
+        ca_file: smtp.ca_file.clone(),
+        allow_plain_loopback: development,
+    };
+    Mailer::smtp(&settings, from).map_err(|e| e.to_string())
 }
 
 /// The body as 8bit text when RFC 2045 allows it (CRLF line ends, no line over 998 octets, no
@@ -338,4 +394,4 @@ async fn write_file(dir: &Path, id: i64, bytes: &[u8]) -> Result<(), MailError> 
 }
 
 #[cfg(test)]
-mod tests;
+pub(crate) mod tests;

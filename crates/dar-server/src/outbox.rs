@@ -12,7 +12,8 @@
 //!   Any 2xx answer is delivery; anything else is a failure.
 //! - [`OutboxMessage::UserNotification`]: handed to a [`Notifier`]. [`EmlFileNotifier`] writes an
 //!   RFC 5322 message (`outbox-<id>.eml`) into a directory, for the demo and for a mail system
-//!   that picks files up. SMTP (lettre) is a later issue.
+//!   that picks files up; [`MailerNotifier`] sends the same message over SMTP (lettre, through
+//!   [`crate::mail::Mailer`], as the account provider's mail).
 //!
 //! A success marks the row delivered ([`RecoveryProviderStore::mark_outbox_delivered`]); a
 //! failure records the attempt and the next one, after an exponential [`RetryPolicy::backoff`]
@@ -94,6 +95,7 @@ use tokio::task::JoinHandle;
 use tracing::{debug, info, warn};
 
 use crate::clock::Clock;
+use crate::mail::{MailError, Mailer, OutgoingMail};
 
 /// How far away a parked row's next attempt is set: far enough that `pending_outbox` never
 /// returns it again by itself (about 100 years).
@@ -238,6 +240,12 @@ pub enum DeliveryError {
     /// The notification could not be written.
     #[error("the notification could not be written")]
     Io,
+    /// The SMTP server refused the notification or its recipient (a 5xx reply). Permanent.
+    #[error("the mail server refused the notification")]
+    MailRejected,
+    /// The SMTP server could not be reached, timed out or answered 4xx.
+    #[error("the mail server is unavailable")]
+    MailUnavailable,
 }
 
 impl DeliveryError {
@@ -257,6 +265,8 @@ impl DeliveryError {
             Self::NoRecipient => "notify_no_recipient",
             Self::Render => "notify_render_refused",
             Self::Io => "notify_io_failed",
+            Self::MailRejected => "notify_mail_rejected",
+            Self::MailUnavailable => "notify_mail_unavailable",
         }
     }
 
@@ -265,7 +275,11 @@ impl DeliveryError {
     pub fn is_permanent(&self) -> bool {
         matches!(
             self,
-            Self::InsecureScheme | Self::UnsupportedUrl | Self::NoRecipient | Self::Render
+            Self::InsecureScheme
+                | Self::UnsupportedUrl
+                | Self::NoRecipient
+                | Self::Render
+                | Self::MailRejected
         )
     }
 }
@@ -686,26 +700,15 @@ pub fn render_eml(
     to: &str,
     now: OffsetDateTime,
 ) -> Result<String, DeliveryError> {
-    let issuer = notification.issuer.as_str();
     let domain = mail
         .from
         .rsplit_once('@')
         .map_or("localhost", |(_, domain)| domain);
     let date = now.format(&Rfc2822).map_err(|_| DeliveryError::Render)?;
-    let used_at = notification
-        .at
-        .format(&Rfc2822)
-        .map_err(|_| DeliveryError::Render)?;
     let headers = [
         ("From", mail.from.clone()),
         ("To", to.to_owned()),
-        (
-            "Subject",
-            format!(
-                "A recovery token for {} was used",
-                notification.issuer.authority()
-            ),
-        ),
+        ("Subject", subject(notification)),
         ("Date", date),
         ("Message-ID", format!("<dar-outbox-{}@{domain}>", id.0)),
         ("MIME-Version", "1.0".to_owned()),
@@ -726,6 +729,31 @@ pub fn render_eml(
         out.push_str("\r\n");
     }
     out.push_str("\r\n");
+    for line in body_lines(notification, mail)? {
+        out.push_str(&line);
+        out.push_str("\r\n");
+    }
+    Ok(out)
+}
+
+/// The notice's subject line.
+fn subject(notification: &UserNotification) -> String {
+    format!(
+        "A recovery token for {} was used",
+        notification.issuer.authority()
+    )
+}
+
+/// The notice's text, one entry per line.
+fn body_lines(
+    notification: &UserNotification,
+    mail: &MailSettings,
+) -> Result<Vec<String>, DeliveryError> {
+    let issuer = notification.issuer.as_str();
+    let used_at = notification
+        .at
+        .format(&Rfc2822)
+        .map_err(|_| DeliveryError::Render)?;
     let nickname = notification
         .nickname
         .as_deref()
@@ -759,11 +787,7 @@ pub fn render_eml(
         String::new(),
         format!("-- {}", mail.site_name),
     ]);
-    for line in body {
-        out.push_str(&line);
-        out.push_str("\r\n");
-    }
-    Ok(out)
+    Ok(body)
 }
 
 /// The nickname as it may appear in a message body: control characters, line and paragraph
@@ -877,6 +901,60 @@ impl Notifier for EmlFileNotifier {
         now: OffsetDateTime,
     ) -> NotifyFuture<'a> {
         Box::pin(self.write(id, notification, now))
+    }
+}
+
+/// Sends each notification through a [`Mailer`] (SMTP, `[recovery_provider.outbox]`'s
+/// `smtp_url`), with the subject and text [`EmlFileNotifier`] writes and the same
+/// `Message-ID` (`<dar-outbox-<id>@<sender's domain>>`), so that a repeat delivery can be
+/// recognised by the receiving side.
+#[derive(Debug, Clone)]
+pub struct MailerNotifier {
+    mailer: Mailer,
+    mail: MailSettings,
+}
+
+impl MailerNotifier {
+    /// Sends through `mailer`, building messages from `mail`.
+    pub fn new(mailer: Mailer, mail: MailSettings) -> Self {
+        Self {
+            mailer: mailer.with_message_id_prefix("dar-outbox"),
+            mail,
+        }
+    }
+
+    async fn send(
+        &self,
+        id: OutboxId,
+        notification: &UserNotification,
+    ) -> Result<(), DeliveryError> {
+        let to = self
+            .mail
+            .recipient(&notification.user)
+            .ok_or(DeliveryError::NoRecipient)?;
+        let mail = OutgoingMail {
+            id: id.0,
+            to,
+            subject: subject(notification),
+            body: body_lines(notification, &self.mail)?.join("\n"),
+        };
+        self.mailer.send(&mail).await.map_err(|e| match e {
+            MailError::Unavailable => DeliveryError::MailUnavailable,
+            MailError::File => DeliveryError::Io,
+            MailError::Build => DeliveryError::Render,
+            MailError::BadRecipient | MailError::Rejected => DeliveryError::MailRejected,
+        })
+    }
+}
+
+impl Notifier for MailerNotifier {
+    fn notify<'a>(
+        &'a self,
+        id: OutboxId,
+        notification: &'a UserNotification,
+        _now: OffsetDateTime,
+    ) -> NotifyFuture<'a> {
+        Box::pin(self.send(id, notification))
     }
 }
 
@@ -1037,7 +1115,8 @@ impl<S: RecoveryProviderStore> OutboxWorker<S> {
 ///
 /// Status callbacks use the discovery client's policy: in `development`, non-public addresses
 /// and the local CA (`tls.local_ca_dir`) are allowed, as they are for discovery; otherwise
-/// only public https hosts. Notifications are written as `.eml` files into `mail_dir`.
+/// only public https hosts. Notifications are sent over SMTP when `smtp_url` is set (the
+/// password read from `smtp_password_file`), else written as `.eml` files into `mail_dir`.
 ///
 /// # Errors
 ///
@@ -1082,8 +1161,20 @@ pub fn worker_from_config(
             .with_recipient_domain(domain)
             .map_err(|e| invalid(key_of(&e), e.to_string()))?;
     }
-    let notifier = EmlFileNotifier::new(settings.mail_dir.clone(), mail);
-    let worker = OutboxWorker::new(store, callbacks, Arc::new(notifier), RetryPolicy::default());
+    let notifier: Arc<dyn Notifier> = match &settings.smtp {
+        Some(smtp) => {
+            let mailer = crate::mail::mailer_for(
+                Some(smtp),
+                &settings.mail_dir,
+                &settings.mail_from,
+                config.development,
+            )
+            .map_err(|reason| invalid("smtp_url", reason))?;
+            Arc::new(MailerNotifier::new(mailer, mail))
+        }
+        None => Arc::new(EmlFileNotifier::new(settings.mail_dir.clone(), mail)),
+    };
+    let worker = OutboxWorker::new(store, callbacks, notifier, RetryPolicy::default());
     Ok(Some((worker, settings.interval)))
 }
 

@@ -549,6 +549,7 @@ fn outbox_settings_have_defaults_and_can_be_set() {
     assert_eq!(outbox.site_name, "dar.test");
     assert_eq!(outbox.repudiate_url, "https://dar.test/rp/tokens");
     assert_eq!(outbox.recipient_domain, None);
+    assert_eq!(outbox.smtp, None);
 
     let text = variant(
         "countersign_keys = [\"rp.pem\"]\n",
@@ -564,6 +565,46 @@ fn outbox_settings_have_defaults_and_can_be_set() {
     assert_eq!(outbox.site_name, "Example RP");
     assert_eq!(outbox.repudiate_url, "https://dar.test/repudiate");
     assert_eq!(outbox.recipient_domain.as_deref(), Some("example.com"));
+
+    let text = variant(
+        "countersign_keys = [\"rp.pem\"]\n",
+        "countersign_keys = [\"rp.pem\"]\n[recovery_provider.outbox]\n\
+         smtp_url = \"smtps://mail.dar.test\"\nsmtp_user = \"rp\"\n\
+         smtp_password_file = \"smtp.pass\"\nsmtp_ca_file = \"mail-ca.pem\"\n",
+    );
+    let smtp = parse(&text).unwrap().recovery_provider.unwrap().outbox.smtp;
+    let smtp = smtp.unwrap();
+    assert_eq!(smtp.url, "smtps://mail.dar.test");
+    assert_eq!(smtp.user.as_deref(), Some("rp"));
+    assert_eq!(
+        smtp.password_file,
+        Some(PathBuf::from("/srv/dar/smtp.pass"))
+    );
+    assert_eq!(smtp.ca_file, Some(PathBuf::from("/srv/dar/mail-ca.pem")));
+
+    // Plain SMTP (not in development), credentials split apart, or smtp_* keys without a server.
+    for (outbox, key) in [
+        ("smtp_url = \"smtp://mail.dar.test\"", "smtp_url"),
+        (
+            "smtp_url = \"smtps://mail.dar.test\"\nsmtp_user = \"rp\"",
+            "smtp_user",
+        ),
+        ("smtp_password_file = \"smtp.pass\"", "smtp_password_file"),
+        (
+            "smtp_url = \"smtps://mail.dar.test\"\nmail_from = \"nobody\"",
+            "mail_from",
+        ),
+    ] {
+        let text = variant(
+            "countersign_keys = [\"rp.pem\"]\n",
+            &format!("countersign_keys = [\"rp.pem\"]\n[recovery_provider.outbox]\n{outbox}\n"),
+        );
+        assert_eq!(
+            invalid_key(parse(&text)),
+            format!("recovery_provider.outbox.{key}"),
+            "{outbox}"
+        );
+    }
 
     let text = variant(
         "countersign_keys = [\"rp.pem\"]\n",
@@ -587,7 +628,7 @@ fn the_lockout_policy_and_mail_default_and_can_be_set() {
     assert_eq!(ap.lockout, dar_account_provider::LockoutPolicy::default());
     assert_eq!(ap.mail.from, "dar@dar.test");
     assert_eq!(ap.mail.dir, Path::new("/srv/dar/mail"));
-    assert_eq!(ap.mail.smtp_url, None);
+    assert_eq!(ap.mail.smtp, None);
     assert_eq!(ap.mail.lease, Duration::from_secs(120));
 
     let text = variant(
@@ -602,6 +643,12 @@ fn the_lockout_policy_and_mail_default_and_can_be_set() {
     assert_eq!(ap.lockout.waiting_period_secs, 3600);
     assert_eq!(ap.lockout.rules.len(), 1);
     assert_eq!(ap.mail.from, "security@dar.test");
+    let smtp = ap.mail.smtp.unwrap();
+    assert_eq!(smtp.url, "smtp://mail.example.com:587?tls=required");
+    assert_eq!(
+        (smtp.user, smtp.password_file, smtp.ca_file),
+        (None, None, None)
+    );
 }
 
 #[test]

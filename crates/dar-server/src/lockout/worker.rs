@@ -33,7 +33,7 @@ use zeroize::Zeroizing;
 use super::{cancel_link, link_key};
 use crate::clock::Clock;
 use crate::error::AppError;
-use crate::mail::{MailError, Mailer, OutgoingMail, SmtpSettings};
+use crate::mail::{MailError, Mailer, OutgoingMail};
 use crate::notify::{audit, to_all, verified_addresses};
 use crate::outbox::RetryPolicy;
 use crate::server::ServerError;
@@ -333,31 +333,8 @@ pub fn mailer_from_config(
     mail: &crate::config::AccountMailSettings,
     development: bool,
 ) -> Result<Mailer, ServerError> {
-    let err = |e: crate::mail::MailSetupError| ServerError::Mail(e.to_string());
-    let Some(url) = &mail.smtp_url else {
-        return Mailer::files(&mail.dir, &mail.from).map_err(err);
-    };
-    let credentials = match (&mail.smtp_user, &mail.smtp_password_file) {
-        (Some(user), Some(file)) => {
-            let text = crate::state::read_secret_file(file).map_err(|reason| {
-                ServerError::Mail(format!("smtp_password_file {}: {reason}", file.display()))
-            })?;
-            Some((user.clone(), Zeroizing::new(text.trim_end().to_owned())))
-        }
-        (None, None) => None,
-        _ => {
-            return Err(ServerError::Mail(
-                "smtp_user and smtp_password_file go together".to_owned(),
-            ));
-        }
-    };
-    let settings = SmtpSettings {
-        url: url.clone(),
-        credentials,
-        ca_file: mail.smtp_ca_file.clone(),
-        allow_plain_loopback: development,
-    };
-    Mailer::smtp(&settings, &mail.from).map_err(err)
+    crate::mail::mailer_for(mail.smtp.as_ref(), &mail.dir, &mail.from, development)
+        .map_err(ServerError::Mail)
 }
 
 /// The lockout worker `dar serve` runs for an account provider, and how often; `None` without

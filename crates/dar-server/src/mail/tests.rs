@@ -22,14 +22,14 @@ fn temp_dir(name: &str) -> PathBuf {
 
 /// What a minimal loopback SMTP server saw: envelope and data of each accepted message.
 #[derive(Default, Debug)]
-struct Received {
-    rcpt: Vec<String>,
-    data: Vec<String>,
+pub(crate) struct Received {
+    pub(crate) rcpt: Vec<String>,
+    pub(crate) data: Vec<String>,
 }
 
 /// A plain SMTP server on loopback that accepts every message, or answers `reject` (a reply
 /// line such as `550 no such user`) to `RCPT TO`.
-async fn smtp_server(reject: Option<&'static str>) -> (u16, Arc<Mutex<Received>>) {
+pub(crate) async fn smtp_server(reject: Option<&'static str>) -> (u16, Arc<Mutex<Received>>) {
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let port = listener.local_addr().unwrap().port();
     let received = Arc::new(Mutex::new(Received::default()));
@@ -87,7 +87,7 @@ async fn smtp_server(reject: Option<&'static str>) -> (u16, Arc<Mutex<Received>>
     (port, received)
 }
 
-fn plain(port: u16) -> SmtpSettings {
+pub(crate) fn plain(port: u16) -> SmtpSettings {
     SmtpSettings {
         url: format!("smtp://127.0.0.1:{port}"),
         allow_plain_loopback: true,

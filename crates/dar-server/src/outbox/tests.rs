@@ -593,3 +593,69 @@ async fn serve_builds_a_worker_only_for_the_recovery_provider_role() {
     ap_only.recovery_provider = None;
     assert!(worker_from_config(&ap_only, store).unwrap().is_none());
 }
+
+// ---------------------------------------------------------------------------------------------
+// Notices over SMTP, to a loopback server.
+
+/// A worker sending notices through SMTP on loopback `port`, with `message` queued.
+async fn smtp_worker(port: u16, message: &OutboxMessage) -> OutboxWorker<MemoryStore> {
+    let store = MemoryStore::new();
+    store.queue(message, NOW).await.unwrap();
+    let mailer = Mailer::smtp(&crate::mail::tests::plain(port), "dar@rp.example.net").unwrap();
+    let callbacks = StatusCallbackClient::new(CallbackSettings::default()).unwrap();
+    let notifier = MailerNotifier::new(mailer, mail());
+    OutboxWorker::new(store, callbacks, Arc::new(notifier), RetryPolicy::default())
+}
+
+#[tokio::test]
+async fn sends_the_notice_over_smtp_with_the_text_of_the_eml_file() {
+    let (port, received) = crate::mail::tests::smtp_server(None).await;
+    let notice = notification("alice@example.com", Some("laptop"));
+    let worker = smtp_worker(port, &OutboxMessage::UserNotification(notice.clone())).await;
+    let report = worker.run_once(NOW).await.unwrap();
+    assert_eq!(report.delivered, 1, "{report:?}");
+    let id = worker.store().snapshot().unwrap().outbox[0].entry.id;
+    let received = received.lock().unwrap();
+    assert_eq!(received.rcpt, ["RCPT TO:<alice@example.com>"]);
+    let data = &received.data[0];
+    let message_id = format!("Message-ID: <dar-outbox-{}@rp.example.net>", id.0);
+    assert!(data.contains(&message_id), "{data}");
+    assert!(
+        data.contains("Subject: A recovery token for ap.example.com was used"),
+        "{data}"
+    );
+    let eml = render_eml(id, &notice, &mail(), "alice@example.com", NOW).unwrap();
+    let (_, body) = eml.split_once("\r\n\r\n").unwrap();
+    assert!(data.contains(&body.replace("\r\n", "\n")), "{data}");
+}
+
+#[tokio::test]
+async fn a_notice_the_smtp_server_refuses_is_parked_and_a_busy_server_retried() {
+    let notice = OutboxMessage::UserNotification(notification("alice@example.com", None));
+    let (port, _) = crate::mail::tests::smtp_server(Some("550 no such user")).await;
+    let worker = smtp_worker(port, &notice).await;
+    let report = worker.run_once(NOW).await.unwrap();
+    assert_eq!(report.given_up, 1, "{report:?}");
+    let row = &worker.store().snapshot().unwrap().outbox[0];
+    assert_eq!(row.delivered_at, None);
+    assert_eq!(row.next_attempt_at, NOW + PARKED_FOR);
+
+    let (port, _) = crate::mail::tests::smtp_server(Some("451 try again later")).await;
+    let worker = smtp_worker(port, &notice).await;
+    let report = worker.run_once(NOW).await.unwrap();
+    assert_eq!(report.retrying, 1, "{report:?}");
+    let row = &worker.store().snapshot().unwrap().outbox[0];
+    assert_eq!(row.delivered_at, None);
+    assert!(row.next_attempt_at < NOW + PARKED_FOR);
+}
+
+#[test]
+fn smtp_failures_map_to_delivery_errors_that_park_or_retry() {
+    assert!(DeliveryError::MailRejected.is_permanent());
+    assert!(!DeliveryError::MailUnavailable.is_permanent());
+    assert_eq!(DeliveryError::MailRejected.code(), "notify_mail_rejected");
+    assert_eq!(
+        DeliveryError::MailUnavailable.code(),
+        "notify_mail_unavailable"
+    );
+}
