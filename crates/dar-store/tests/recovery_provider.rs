@@ -116,9 +116,16 @@ fn statuses(entries: &[OutboxEntry]) -> Vec<(TokenId, TokenStatus)> {
 }
 
 async fn recover(p: &Provider, who: &str, req: &RecoverRequest<'_>) -> RecoverOutcome {
+    try_recover(p, who, req).await.unwrap()
+}
+
+async fn try_recover(
+    p: &Provider,
+    who: &str,
+    req: &RecoverRequest<'_>,
+) -> Result<RecoverOutcome, RecoveryProviderError> {
     p.recover(&user(who), req, NOW, &mut getrandom::SysRng)
         .await
-        .unwrap()
 }
 
 fn countersigned(outcome: RecoverOutcome) -> Recovery {
@@ -307,14 +314,7 @@ async fn a_stored_key_id_that_does_not_parse_fails_the_read_and_changes_nothing(
         let before = (list(&p, "alice").await, outbox(&p).await);
         let saved = p.store().token_bytes(&user("alice"), &ap(), id(1)).await;
         assert_eq!(saved, Err(StoreFault::Failed));
-        let got = p
-            .recover(
-                &user("alice"),
-                &RecoverRequest::default(),
-                NOW,
-                &mut getrandom::SysRng,
-            )
-            .await;
+        let got = try_recover(&p, "alice", &RecoverRequest::default()).await;
         assert_eq!(got, Err(RecoveryProviderError::Store(StoreFault::Failed)));
         assert_eq!((list(&p, "alice").await, outbox(&p).await), before);
     }
@@ -404,14 +404,7 @@ async fn recovery_countersigns_records_and_queues_the_notification() {
 #[tokio::test]
 async fn recovery_with_several_tokens_asks_to_choose_and_hints_select() {
     for p in providers("rp_recovery_choose").await {
-        let got = p
-            .recover(
-                &user("alice"),
-                &RecoverRequest::default(),
-                NOW,
-                &mut getrandom::SysRng,
-            )
-            .await;
+        let got = try_recover(&p, "alice", &RecoverRequest::default()).await;
         assert_eq!(got, Err(RecoveryProviderError::NoMatchingToken));
         save(&p, "alice", &form(1, Options::NONE)).await;
         save(&p, "alice", &form(2, Options::NONE)).await;

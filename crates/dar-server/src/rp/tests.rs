@@ -67,7 +67,6 @@ async fn exercising_a_token_needs_a_recent_sign_in() {
     let secret = browser.sign_up("rosa", PASSWORD).await;
     let hinted = format!("{RECOVER}?issuer=https%3A%2F%2Fap.example.com");
     assert_eq!(browser.get(&hinted).await.status, StatusCode::OK);
-    let csrf = browser.get("/account").await.csrf();
 
     // Ten minutes (the default) after signing in the page is still open; a second later both
     // the page and the countersigning POST send the user through sign-in, coming back to the
@@ -80,16 +79,7 @@ async fn exercising_a_token_needs_a_recent_sign_in() {
     assert_eq!(page.status, StatusCode::SEE_OTHER);
     assert_eq!(page.location, Some(with_next("/signin", &hinted)));
     let id = "ab".repeat(16);
-    let page = browser
-        .post(
-            "/rp/recover",
-            &[
-                ("csrf_token", &csrf),
-                ("issuer", "https://ap.example.com"),
-                ("token_id", &id),
-            ],
-        )
-        .await;
+    let page = countersign(&mut browser, &id).await;
     assert_eq!(page.status, StatusCode::SEE_OTHER, "{}", page.body);
     let back = format!("{hinted}&id={id}");
     assert_eq!(page.location, Some(with_next("/signin", &back)));
@@ -100,16 +90,21 @@ async fn exercising_a_token_needs_a_recent_sign_in() {
         .await;
     assert_eq!(page.status, StatusCode::SEE_OTHER, "{}", page.body);
     assert_eq!(browser.get(&hinted).await.status, StatusCode::OK);
+    let page = countersign(&mut browser, &id).await;
+    assert_eq!(page.status, StatusCode::NOT_FOUND, "{}", page.body);
+}
+
+/// The countersign button of the recover-account page, for the token `id` of ap.example.com.
+async fn countersign(browser: &mut Browser, id: &str) -> crate::auth::tests::Page {
     let csrf = browser.get("/account").await.csrf();
-    let page = browser
+    browser
         .post(
             "/rp/recover",
             &[
                 ("csrf_token", &csrf),
                 ("issuer", "https://ap.example.com"),
-                ("token_id", &id),
+                ("token_id", id),
             ],
         )
-        .await;
-    assert_eq!(page.status, StatusCode::NOT_FOUND, "{}", page.body);
+        .await
 }
