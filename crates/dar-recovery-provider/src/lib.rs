@@ -65,6 +65,7 @@
 #![cfg_attr(test, allow(clippy::unwrap_used, clippy::expect_used, clippy::panic))]
 
 mod error;
+mod login_hint;
 mod manage;
 mod memory;
 mod model;
@@ -79,6 +80,7 @@ use dar_core::{AccountProviderConfig, Configuration, Freshness, Origin, SigningK
 pub use dar_discovery::{ConfigSource, DiscoveryError};
 
 pub use error::{RecoveryProviderError, StoreFault};
+pub use login_hint::{LoginHintMatch, match_login_hint};
 pub use memory::{MemorySnapshot, MemoryStore, StoredOutbox, StoredToken};
 pub use model::{
     NewSavedToken, RecoveryRecord, RemovalReason, SaveForm, SaveTokenResult, SavedTokenBytes,

@@ -74,9 +74,9 @@ pub struct SavePreview {
     pub options: Options,
     /// `nickname_hint`.
     pub nickname_hint: Option<String>,
-    /// `login_hint`, to compare with the signed-in user.
+    /// `login_hint`, to compare with the signed-in user ([`crate::match_login_hint`]).
     pub login_hint: Option<String>,
-    /// `login_hint_sha256`, to compare with the signed-in user.
+    /// `login_hint_sha256`, to compare with the signed-in user ([`crate::match_login_hint`]).
     pub login_hint_sha256: Option<String>,
 }
 

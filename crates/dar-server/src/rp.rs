@@ -11,7 +11,10 @@
 //! - `/rp/save` **always** shows the confirmation interstitial, whatever the request's
 //!   `confirmation` parameter says: a save is never completed without the signed-in user's
 //!   click on a same-origin, unframable page, which defeats session fixation and CSRF against
-//!   the save (§6.3.1, §6.5). The interstitial's form carries the CSRF token; "Save" calls
+//!   the save (§6.3.1, §6.5). It warns when the request's `login_hint` or `login_hint_sha256`
+//!   names neither the signed-in username nor a verified address of the account
+//!   ([`dar_recovery_provider::match_login_hint`]). The interstitial's form carries the CSRF
+//!   token; "Save" calls
 //!   [`save`](dar_recovery_provider::RecoveryProvider::save), "Do not save"
 //!   [`decline_save`](dar_recovery_provider::RecoveryProvider::decline_save), and either way
 //!   the browser is sent (303) to the account provider's `save-token-return` the role names.
@@ -38,7 +41,8 @@ use axum::response::{IntoResponse, Redirect, Response};
 use axum::routing::{get, post};
 use dar_core::{Origin, TokenId};
 use dar_recovery_provider::{
-    RecoverOutcome, RecoverRequest, SaveForm, SaveOptions, SaveOutcome, SavedTokenSummary, UserId,
+    LoginHintMatch, RecoverOutcome, RecoverRequest, SaveForm, SaveOptions, SaveOutcome,
+    SavePreview, SavedTokenSummary, UserId, match_login_hint,
 };
 use serde::Deserialize;
 use time::OffsetDateTime;
@@ -151,6 +155,8 @@ struct ConfirmPage<'a> {
     issuer: String,
     token_id: String,
     nickname: Option<String>,
+    /// The account provider's login hint names none of this user's contact points.
+    hint_differs: bool,
 }
 
 #[derive(Template)]
@@ -369,6 +375,8 @@ async fn confirm_page(
             after_save(rp.decline_save(&user_id, &form, confirmed, now).await?)
         }
         Ok(SaveOutcome::ConfirmationRequired(preview)) => {
+            let hint_differs =
+                login_hint_match(&state, &user, &preview).await? == LoginHintMatch::Differs;
             let page = ConfirmPage {
                 error: None,
                 csrf_token: user.session.csrf_token(),
@@ -377,6 +385,7 @@ async fn confirm_page(
                 issuer: preview.issuer.to_string(),
                 token_id: preview.token_id.to_string(),
                 nickname: preview.nickname_hint,
+                hint_differs,
             };
             render(StatusCode::OK, &page)
         }
@@ -474,6 +483,28 @@ async fn tokens_page(
         tokens: tokens.into_iter().map(TokenView::from).collect(),
     };
     render(StatusCode::OK, &page)
+}
+
+/// How the save's login hints (§3.1) compare with the signed-in user's username and verified
+/// addresses (unverified ones could be anyone's, so they never silence the warning).
+async fn login_hint_match(
+    state: &AppState,
+    user: &SignedInUser,
+    preview: &SavePreview,
+) -> Result<LoginHintMatch, AppError> {
+    if preview.login_hint.is_none() && preview.login_hint_sha256.is_none() {
+        return Ok(LoginHintMatch::NoHint);
+    }
+    let store = crate::auth::store(state)?;
+    let addresses = crate::notify::verified_addresses(store, user.account).await?;
+    let points: Vec<&str> = std::iter::once(user.username.as_str())
+        .chain(addresses.iter().map(String::as_str))
+        .collect();
+    Ok(match_login_hint(
+        preview.login_hint.as_deref(),
+        preview.login_hint_sha256.as_deref(),
+        &points,
+    ))
 }
 
 #[derive(Deserialize, ToSchema)]

@@ -82,6 +82,40 @@ async fn save_and_recover(backend: &Backend) {
         .unwrap();
     assert_eq!(page.status, StatusCode::PAYLOAD_TOO_LARGE);
 
+    // A login hint (§3.1) that names someone else: the confirmation warns (and the parked
+    // request is left to expire).
+    const WARNING: &str = "Check the account.";
+    let page = browser
+        .post_cross_site(
+            &apo,
+            &save_url,
+            &[
+                ("token", &token),
+                ("state", &state),
+                ("login_hint", "someone-else@example.org"),
+            ],
+        )
+        .await
+        .unwrap();
+    assert_eq!(page.status, StatusCode::SEE_OTHER, "{}", page.body);
+    let hinted = format!("{rpo}{}", page.location.unwrap());
+    let page = browser.get(&hinted).await.unwrap();
+    assert_eq!(page.status, StatusCode::OK, "{}", page.body);
+    assert!(page.body.contains(WARNING), "{}", page.body);
+    // One that names the account signed in here (rita) does not.
+    let page = browser
+        .post_cross_site(
+            &apo,
+            &save_url,
+            &[("token", &token), ("state", &state), ("login_hint", "Rita")],
+        )
+        .await
+        .unwrap();
+    let hinted = format!("{rpo}{}", page.location.unwrap());
+    let page = browser.get(&hinted).await.unwrap();
+    assert_eq!(page.status, StatusCode::OK, "{}", page.body);
+    assert!(!page.body.contains(WARNING), "{}", page.body);
+
     // The real save: parked, confirmed at the recovery provider, back to the account provider.
     let page = browser
         .post_cross_site(&apo, &save_url, &[("token", &token), ("state", &state)])
@@ -92,6 +126,7 @@ async fn save_and_recover(backend: &Backend) {
     let page = browser.get(&confirm_url).await.unwrap();
     assert_eq!(page.status, StatusCode::OK, "{}", page.body);
     assert!(page.body.contains(&apo));
+    assert!(!page.body.contains(WARNING), "{}", page.body);
     // Negative: the confirmation needs the CSRF token.
     let page2 = browser
         .post(&confirm_url, &[("action", "save")])
