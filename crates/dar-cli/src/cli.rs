@@ -342,6 +342,34 @@ pub(crate) enum RecoveriesCommand {
     Approve(RecoveryApproveArgs),
     /// Deny a recovery that can still unlock (collecting, pending or review).
     Deny(RecoveryDenyArgs),
+    /// List the delegated recoveries one recovery provider countersigned in a time window,
+    /// oldest first (§6.8: after that provider reports its key compromised in the window).
+    Through(RecoveriesThroughArgs),
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct RecoveriesThroughArgs {
+    /// The recovery provider's origin, as its configuration document names it.
+    #[arg(value_name = "ORIGIN")]
+    pub(crate) recovery_provider: String,
+    /// The window's start (RFC 3339, included).
+    #[arg(long, value_name = "RFC3339", value_parser = rfc3339)]
+    pub(crate) since: time::OffsetDateTime,
+    /// The window's end (RFC 3339, excluded; default: now).
+    #[arg(long, value_name = "RFC3339", value_parser = rfc3339)]
+    pub(crate) until: Option<time::OffsetDateTime>,
+    /// At most this many (1 to 10000).
+    #[arg(long, value_name = "N", default_value_t = 1000,
+          value_parser = clap::value_parser!(u32).range(1..=10_000))]
+    pub(crate) limit: u32,
+    /// Print one JSON object.
+    #[arg(long)]
+    pub(crate) json: bool,
+}
+
+fn rfc3339(text: &str) -> Result<time::OffsetDateTime, String> {
+    time::OffsetDateTime::parse(text, &time::format_description::well_known::Rfc3339)
+        .map_err(|_| "expected an RFC 3339 time, such as 2026-11-30T23:16:11Z".to_owned())
 }
 
 #[derive(Debug, Args)]

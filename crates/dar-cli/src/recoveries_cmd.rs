@@ -1,6 +1,7 @@
-//! `dar recoveries --config FILE list|show|approve|deny`: staff review of an account provider's
-//! lockout recoveries, straight on the deployment's database (no running server needed), with
-//! [`dar_server::staff`].
+//! `dar recoveries --config FILE list|show|approve|deny|through`: staff review of an account
+//! provider's lockout recoveries, and of the delegated recoveries one recovery provider
+//! countersigned in a window (§6.8), straight on the deployment's database (no running server
+//! needed), with [`dar_server::staff`].
 //!
 //! Exit statuses follow the CLI contract: 0 done, 1 refused (unknown recovery, a state the
 //! decision may not be taken from, a configuration that is not an account provider's, a
@@ -8,7 +9,9 @@
 //! Text read from the database (usernames, evidence details, audit details) is printed with
 //! control characters escaped, so stored text cannot drive the staff member's terminal.
 
-use dar_server::staff::{self, Decision, RecoveryDetail, RecoverySummary, StaffError};
+use dar_server::staff::{
+    self, Decision, DelegatedRecovery, RecoveryDetail, RecoverySummary, StaffError,
+};
 use dar_store::{RecoveryId, Store};
 use serde_json::{Value, json};
 
@@ -80,6 +83,24 @@ async fn command(store: &Store, site: &str, command: &RecoveriesCommand) -> Resu
                 .map_err(failure)?;
             report(&decision, &a.staff, a.json);
         }
+        RecoveriesCommand::Through(a) => {
+            let origin = dar_core::Origin::parse_development(&a.recovery_provider)
+                .map_err(|e| Failure::usage(format!("recoveries through: {e}")))?;
+            let until = match a.until {
+                Some(t) => t,
+                None => time::OffsetDateTime::from_unix_timestamp(now()?)
+                    .map_err(|_| Failure::usage("the system clock is out of range"))?,
+            };
+            let list = staff::through(store, &origin, a.since, until, a.limit)
+                .await
+                .map_err(failure)?;
+            if a.json {
+                let items: Vec<Value> = list.iter().map(delegated_json).collect();
+                print_json(&json!({ "recovery_provider": origin.as_str(), "recoveries": items }));
+            } else {
+                print!("{}", through_text(&list, &origin));
+            }
+        }
         RecoveriesCommand::Deny(a) => {
             let decision = staff::deny(store, site, RecoveryId(a.id), &a.staff, &a.reason, now()?)
                 .await
@@ -93,7 +114,9 @@ async fn command(store: &Store, site: &str, command: &RecoveriesCommand) -> Resu
 /// One line on stderr; bad staff input is a usage error (exit 2), the rest exit 1.
 fn failure(e: StaffError) -> Failure {
     match e {
-        StaffError::InvalidStaffName(_) | StaffError::EmptyReason => Failure::usage(e.to_string()),
+        StaffError::InvalidStaffName(_) | StaffError::EmptyReason | StaffError::EmptyWindow => {
+            Failure::usage(e.to_string())
+        }
         StaffError::Store(store) => {
             eprintln!("dar: the database failed: {store}");
             Failure::Invalid
@@ -152,6 +175,49 @@ fn summary_json(r: &RecoverySummary) -> Value {
         "completes_at": r.completes_at,
         "evidence": r.evidence_count,
     })
+}
+
+fn delegated_json(d: &DelegatedRecovery) -> Value {
+    let r = &d.record;
+    json!({
+        "countersigned_id": r.countersigned_id.to_string(),
+        "token_id": r.token_id.to_string(),
+        "account": r.account_id,
+        "username": d.username,
+        "recovered_at": r.recovered_at.unix_timestamp(),
+        "low_friction": r.low_friction,
+        "repudiated_at": r.repudiated_at.map(|t| t.unix_timestamp()),
+    })
+}
+
+fn through_text(list: &[DelegatedRecovery], origin: &dar_core::Origin) -> String {
+    if list.is_empty() {
+        return format!("no recoveries through {origin} in the window\n");
+    }
+    let header = [
+        "RECOVERED",
+        "ACCOUNT",
+        "USERNAME",
+        "LOW FRICTION",
+        "REPUDIATED",
+        "COUNTERSIGNED ID",
+    ];
+    let rows: Vec<Vec<String>> = list
+        .iter()
+        .map(|d| {
+            let r = &d.record;
+            vec![
+                utc(r.recovered_at.unix_timestamp()),
+                printable(&r.account_id),
+                printable(&d.username),
+                if r.low_friction { "yes" } else { "no" }.to_owned(),
+                r.repudiated_at
+                    .map_or_else(|| "-".to_owned(), |t| utc(t.unix_timestamp())),
+                r.countersigned_id.to_string(),
+            ]
+        })
+        .collect();
+    table(&header, &rows)
 }
 
 fn detail_json(d: &RecoveryDetail) -> Value {

@@ -473,3 +473,126 @@ async fn refusals_and_usage_errors() {
 
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+#[tokio::test]
+async fn delegated_recoveries_through_one_recovery_provider_in_a_window() {
+    let dir = temp_dir("through");
+    let (config, database) = write_config(&dir, ACCOUNT_PROVIDER);
+    let (alice, _) = seed(&database).await;
+    assert_eq!(alice, AccountId(1), "the rows below name alice by id");
+    // Three accepted recoveries of alice (the role writes these; here they are written as
+    // rows): two through rp.example.net, at T0 + 100 and T0 + 5000 (repudiated later), one
+    // through another recovery provider at T0 + 200.
+    let store = Store::connect(&database).await.unwrap();
+    dar_store::testing::execute(
+        &store,
+        "insert into ap_token (ap_token_id, account_id, audience, state, created_at, \
+         updated_at, secret_hash, signing_key, sealing_key_id) values \
+         ('00000000000000000000000000000001', '1', 'https://rp.example.net', 'used', \
+          1764547200, 1764547200, zeroblob(32), 'k', 1), \
+         ('00000000000000000000000000000002', '1', 'https://other.example', 'used', \
+          1764547200, 1764547200, zeroblob(32), 'k', 1), \
+         ('00000000000000000000000000000003', '1', 'https://rp.example.net', 'used', \
+          1764547200, 1764547200, zeroblob(32), 'k', 1); \
+         insert into ap_recovery (ap_recovery_id, ap_token_id, account_id, recovery_provider, \
+         recovered_at, low_friction, repudiated_at) values \
+         ('aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa', '00000000000000000000000000000001', '1', \
+          'https://rp.example.net', 1764547300, 0, null), \
+         ('bbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbb', '00000000000000000000000000000002', '1', \
+          'https://other.example', 1764547400, 0, null), \
+         ('cccccccccccccccccccccccccccccccc', '00000000000000000000000000000003', '1', \
+          'https://rp.example.net', 1764552200, 1, 1764553200)",
+    )
+    .await
+    .unwrap();
+    store.close().await;
+    let through = |extra: &[&str]| {
+        let mut args = vec![
+            "recoveries",
+            "--config",
+            &config,
+            "through",
+            "https://rp.example.net",
+        ];
+        args.extend(extra);
+        dar(&args)
+    };
+
+    // The first hour after T0: one recovery.
+    let out = through(&[
+        "--since",
+        "2025-12-01T00:00:00Z",
+        "--until",
+        "2025-12-01T01:00:00Z",
+        "--json",
+    ]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let v = json(&out);
+    assert_eq!(v["recovery_provider"], "https://rp.example.net");
+    let items = v["recoveries"].as_array().unwrap();
+    assert_eq!(items.len(), 1);
+    assert_eq!(items[0]["countersigned_id"], "a".repeat(32));
+    assert_eq!(items[0]["token_id"], "00000000000000000000000000000001");
+    assert_eq!(items[0]["username"], "alice");
+    assert_eq!(items[0]["account"], "1");
+    assert_eq!(items[0]["recovered_at"], T0 + 100);
+    assert_eq!(items[0]["repudiated_at"], Value::Null);
+
+    // Until now: both, oldest first, as a table; the other provider's never.
+    let out = through(&["--since", "2025-12-01T00:00:00Z"]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let text = stdout(&out);
+    let lines: Vec<&str> = text.lines().collect();
+    assert_eq!(lines.len(), 3, "{text}");
+    assert!(lines[0].starts_with("RECOVERED"), "{text}");
+    assert!(lines[1].starts_with("2025-12-01T00:01:40Z"), "{text}");
+    assert!(lines[2].starts_with("2025-12-01T01:23:20Z"), "{text}");
+    assert!(
+        lines[2].contains("yes           2025-12-01T01:40:00Z"),
+        "{text}"
+    );
+    assert!(!text.contains(&"b".repeat(32)), "{text}");
+    let out = through(&["--since", "2025-12-01T00:00:00Z", "--limit", "1", "--json"]);
+    assert_eq!(json(&out)["recoveries"].as_array().unwrap().len(), 1);
+
+    // Nothing in the window; an empty window; a bad origin or time: usage errors, exit 2.
+    let out = through(&["--since", "2025-12-02T00:00:00Z"]);
+    assert_eq!(out.status.code(), Some(0));
+    assert_eq!(
+        stdout(&out),
+        "no recoveries through https://rp.example.net in the window\n"
+    );
+    let out = through(&[
+        "--since",
+        "2025-12-01T01:00:00Z",
+        "--until",
+        "2025-12-01T00:00:00Z",
+    ]);
+    assert_eq!(out.status.code(), Some(2));
+    assert_eq!(
+        stderr(&out),
+        "dar: the window is empty: its start must be before its end\n"
+    );
+    let out = dar(&[
+        "recoveries",
+        "--config",
+        &config,
+        "through",
+        "ftp://rp.example.net",
+        "--since",
+        "2025-12-01T00:00:00Z",
+    ]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        stderr(&out).starts_with("dar: recoveries through: "),
+        "{}",
+        stderr(&out)
+    );
+    let out = through(&["--since", "yesterday"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        stderr(&out).contains("expected an RFC 3339 time"),
+        "{}",
+        stderr(&out)
+    );
+}

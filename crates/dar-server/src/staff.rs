@@ -1,6 +1,7 @@
 //! Staff review of lockout recoveries, for `dar recoveries list|show|approve|deny`
-//! (spec/lockout-policy.md, "Staff review"): plain async functions over a [`Store`], usable
-//! without a running server.
+//! (spec/lockout-policy.md, "Staff review"), and of the delegated recoveries one recovery
+//! provider countersigned in a time window, for `dar recoveries through` ([`through`], §6.8):
+//! plain async functions over a [`Store`], usable without a running server.
 //!
 //! A recovery that a `review` rule handed to staff waits in state `review` until a staff member
 //! approves it (the second factor is reset and every session revoked, exactly as a
@@ -40,10 +41,13 @@
 
 use std::collections::HashMap;
 
+use dar_account_provider::RecoveryRecord;
+use dar_core::Origin;
 use dar_store::{
     AccountId, AuditRecord, EvidenceRecord, LockoutRecovery, RecoveryId, RecoveryState,
     StateChange, Store, StoreError,
 };
+use time::OffsetDateTime;
 
 use crate::notify;
 
@@ -97,9 +101,82 @@ pub enum StaffError {
     /// The recovery's account no longer exists (the database was changed by something else).
     #[error("the account of recovery {0} does not exist")]
     MissingAccount(RecoveryId),
+    /// A time window that holds no instant: its start is not before its end.
+    #[error("the window is empty: its start must be before its end")]
+    EmptyWindow,
     /// The database failed.
     #[error(transparent)]
     Store(#[from] StoreError),
+}
+
+/// A delegated recovery this account provider accepted (its permanent record, §3.5 step 16),
+/// with the account's username.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct DelegatedRecovery {
+    /// The record: countersigned and recovery token ids, account, recovery provider, time,
+    /// low friction, repudiation.
+    pub record: RecoveryRecord,
+    /// The account's username here (empty if the record names no account of this site).
+    pub username: String,
+}
+
+/// The delegated recoveries `recovery_provider` countersigned at or after `from` and before
+/// `until`, oldest first, at most `limit`: told that a recovery provider's countersigning key
+/// was compromised in a window, an account provider reviews the accounts recovered through it
+/// then (§6.8).
+///
+/// # Errors
+///
+/// [`StaffError::EmptyWindow`] when `from` is not before `until`; [`StaffError::Store`].
+pub async fn through(
+    store: &Store,
+    recovery_provider: &Origin,
+    from: OffsetDateTime,
+    until: OffsetDateTime,
+    limit: u32,
+) -> Result<Vec<DelegatedRecovery>, StaffError> {
+    if from >= until {
+        return Err(StaffError::EmptyWindow);
+    }
+    let records = store
+        .recoveries_through(recovery_provider, from, until, limit)
+        .await?;
+    let mut usernames = Usernames::new(store);
+    let mut out = Vec::with_capacity(records.len());
+    for record in records {
+        // The role's account ids are this site's account numbers in text.
+        let username = match record.account_id.parse::<i64>() {
+            Ok(id) => usernames.of(AccountId(id)).await?,
+            Err(_) => String::new(),
+        };
+        out.push(DelegatedRecovery { record, username });
+    }
+    Ok(out)
+}
+
+/// Usernames by account, each read once per listing; empty for an account that is gone.
+struct Usernames<'a> {
+    store: &'a Store,
+    known: HashMap<AccountId, String>,
+}
+
+impl<'a> Usernames<'a> {
+    fn new(store: &'a Store) -> Self {
+        Self {
+            store,
+            known: HashMap::new(),
+        }
+    }
+
+    async fn of(&mut self, account: AccountId) -> Result<String, StoreError> {
+        if let Some(name) = self.known.get(&account) {
+            return Ok(name.clone());
+        }
+        let name = username(self.store, account).await?.unwrap_or_default();
+        self.known.insert(account, name.clone());
+        Ok(name)
+    }
 }
 
 /// One line of the staff list.
@@ -170,17 +247,10 @@ pub async fn list(
     limit: u32,
 ) -> Result<Vec<RecoverySummary>, StaffError> {
     let recoveries = store.recoveries(filter, limit).await?;
-    let mut usernames: HashMap<AccountId, String> = HashMap::new();
+    let mut usernames = Usernames::new(store);
     let mut out = Vec::with_capacity(recoveries.len());
     for r in recoveries {
-        let username = match usernames.get(&r.account) {
-            Some(name) => name.clone(),
-            None => {
-                let name = username(store, r.account).await?.unwrap_or_default();
-                usernames.insert(r.account, name.clone());
-                name
-            }
-        };
+        let username = usernames.of(r.account).await?;
         let evidence_count = store.evidence(r.id).await?.len();
         out.push(RecoverySummary {
             id: r.id,

@@ -177,6 +177,43 @@ fn token_from_row(r: TokenRow) -> Result<TokenRecord, AccountProviderError> {
     })
 }
 
+impl Store {
+    /// The delegated recoveries countersigned by `recovery_provider` at or after `from` and
+    /// before `until`, oldest first, at most `limit` (§6.8: told that a recovery provider's key
+    /// was compromised in a window, the account provider reviews the recoveries it
+    /// countersigned then).
+    ///
+    /// # Errors
+    ///
+    /// [`StoreError`] when the database fails or a row does not decode
+    /// ([`StoreError::Corrupt`]).
+    pub async fn recoveries_through(
+        &self,
+        recovery_provider: &Origin,
+        from: OffsetDateTime,
+        until: OffsetDateTime,
+        limit: u32,
+    ) -> Result<Vec<RecoveryRecord>, StoreError> {
+        let rows: Vec<RecoveryRow> = with_pool!(self, pool => {
+            sqlx::query_as(
+                "select ap_recovery_id, ap_token_id, account_id, recovery_provider, \
+                 recovered_at, low_friction, repudiated_at from ap_recovery \
+                 where recovery_provider = $1 and recovered_at >= $2 and recovered_at < $3 \
+                 order by recovered_at, ap_recovery_id limit $4",
+            )
+            .bind(recovery_provider.as_str())
+            .bind(secs(from))
+            .bind(secs(until))
+            .bind(i64::from(limit))
+            .fetch_all(pool)
+            .await?
+        });
+        rows.into_iter()
+            .map(|row| recovery_from_row(row).map_err(|_| StoreError::Corrupt("ap_recovery row")))
+            .collect()
+    }
+}
+
 fn recovery_from_row(r: RecoveryRow) -> Result<RecoveryRecord, AccountProviderError> {
     let (cs, token, account_id, rp, at, low_friction, repudiated) = r;
     Ok(RecoveryRecord {

@@ -223,6 +223,20 @@ async fn issues_saves_and_accepts_a_countersigned_token() -> TestResult {
         assert_eq!(recoveries.len(), 1);
         assert_eq!(recoveries[0].recovery_provider, rp());
         assert_eq!(recoveries[0].recovered_at, accept_time());
+        // §6.8: by recovery provider and window, the start included and the end excluded.
+        let second = Duration::seconds(1);
+        let at = accept_time();
+        let through = store.recoveries_through(&rp(), at, at + second, 10).await?;
+        assert_eq!(through, recoveries);
+        for (from, until) in [(at + second, at + Duration::hours(1)), (at - second, at)] {
+            assert_eq!(store.recoveries_through(&rp(), from, until, 10).await?, []);
+        }
+        let other = origin("https://other-rp.example.net");
+        let wide = (at - Duration::days(1), at + Duration::days(1));
+        assert_eq!(
+            store.recoveries_through(&other, wide.0, wide.1, 10).await?,
+            []
+        );
         let events: Vec<AuditEvent> = store
             .audit_for_account(ACCOUNT)
             .await?
