@@ -19,8 +19,9 @@ use crate::outbox::{OutboxMessage, StatusCallback, TokenStatus};
 use crate::store::RecoveryProviderStore;
 use crate::{ConfigSource, RecoveryProvider, ap_part};
 
-/// Longest `nickname_hint` kept, in bytes.
-const MAX_NICKNAME_LEN: usize = 256;
+/// Longest `nickname_hint` kept, in bytes (after trimming); a nickname the user types at the
+/// confirmation is held to the same bound.
+pub const MAX_NICKNAME_LEN: usize = 256;
 /// Longest `login_hint` kept, in bytes.
 const MAX_LOGIN_HINT_LEN: usize = 512;
 /// Longest `login_hint_sha256` kept, in bytes (base64 of a 32-byte salt and a 32-byte hash is

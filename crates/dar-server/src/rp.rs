@@ -41,8 +41,8 @@ use axum::response::{IntoResponse, Redirect, Response};
 use axum::routing::{get, post};
 use dar_core::{Origin, TokenId};
 use dar_recovery_provider::{
-    LoginHintMatch, RecoverOutcome, RecoverRequest, SaveForm, SaveOptions, SaveOutcome,
-    SavePreview, SavedTokenSummary, UserId, match_login_hint,
+    LoginHintMatch, MAX_NICKNAME_LEN, RecoverOutcome, RecoverRequest, SaveForm, SaveOptions,
+    SaveOutcome, SavePreview, SavedTokenSummary, UserId, match_login_hint,
 };
 use serde::Deserialize;
 use time::OffsetDateTime;
@@ -154,7 +154,9 @@ struct ConfirmPage<'a> {
     id: &'a str,
     issuer: String,
     token_id: String,
-    nickname: Option<String>,
+    /// The nickname field's initial value: the account provider's `nickname_hint`, or empty.
+    nickname: String,
+    nickname_max: usize,
     /// The account provider's login hint names none of this user's contact points.
     hint_differs: bool,
 }
@@ -384,7 +386,8 @@ async fn confirm_page(
                 id: &id,
                 issuer: preview.issuer.to_string(),
                 token_id: preview.token_id.to_string(),
-                nickname: preview.nickname_hint,
+                nickname: preview.nickname_hint.unwrap_or_default(),
+                nickname_max: MAX_NICKNAME_LEN,
                 hint_differs,
             };
             render(StatusCode::OK, &page)
@@ -404,6 +407,10 @@ async fn confirm_page(
 #[derive(Deserialize, ToSchema)]
 struct ConfirmForm {
     action: String,
+    /// The nickname the user chose for the token (§3.1.1 step 12); empty for none. Absent: the
+    /// account provider's `nickname_hint` is kept.
+    #[serde(default)]
+    nickname: Option<String>,
 }
 
 #[utoipa::path(
@@ -418,7 +425,12 @@ struct ConfirmForm {
                 (§3.2); or not signed in: to `/signin`.",
             headers(("Location" = String)),
         ),
-        (status = 400, description = "The parked token is refused (§3.1)."),
+        (
+            status = 400,
+            description = "The parked token is refused (§3.1), or (saving) the nickname is over \
+                `MAX_NICKNAME_LEN` bytes or holds control characters; then the parked request \
+                stays, to be confirmed again.",
+        ),
         (status = 404, description = "No `id`, or unknown, expired or used."),
         (status = 502, description = "The account provider's configuration could not be fetched."),
     ),
@@ -431,10 +443,22 @@ async fn confirm(
 ) -> Result<Response, AppError> {
     let id = parked_id(query.as_deref())?;
     let rp = service(&state)?;
+    // Checked before the parked request is taken, so the user can go back and fix it.
+    if let Some(nickname) = form.nickname.as_ref().filter(|_| form.action == "save") {
+        let nickname = nickname.trim();
+        if nickname.len() > MAX_NICKNAME_LEN || nickname.chars().any(char::is_control) {
+            return Err(AppError::BadRequest {
+                message: "the nickname is too long or holds control characters",
+            });
+        }
+    }
     let payload = take_parked(&state, PARK_SAVE_TOKEN, &id)
         .await?
         .ok_or(AppError::NotFound)?;
-    let save_form = parked_form(&payload)?;
+    let mut save_form = parked_form(&payload)?;
+    if let Some(nickname) = form.nickname {
+        save_form.nickname_hint = Some(nickname);
+    }
     let (user_id, now) = (user_id(&user), state.now());
     let confirmed = SaveOptions {
         binding: None,

@@ -133,12 +133,34 @@ async fn save_and_recover(backend: &Backend) {
         .await
         .unwrap();
     assert_eq!(page2.status, StatusCode::FORBIDDEN);
+    // The user names the token (§3.1.1 step 12); a nickname over the bound is refused and the
+    // parked request stays for a second try.
+    let csrf = page.field("csrf_token").unwrap();
+    let too_long = "n".repeat(257);
+    let refused = browser
+        .post(
+            &confirm_url,
+            &[
+                ("csrf_token", &csrf),
+                ("action", "save"),
+                ("nickname", &too_long),
+            ],
+        )
+        .await
+        .unwrap();
+    assert_eq!(refused.status, StatusCode::BAD_REQUEST, "{}", refused.body);
+    assert!(
+        refused.body.contains("the nickname is too long"),
+        "{}",
+        refused.body
+    );
     let page = browser
         .post(
             &confirm_url,
             &[
-                ("csrf_token", &page.field("csrf_token").unwrap()),
+                ("csrf_token", &csrf),
                 ("action", "save"),
+                ("nickname", " work laptop "),
             ],
         )
         .await
@@ -157,6 +179,11 @@ async fn save_and_recover(backend: &Backend) {
     let token_id = between(&page.body, "Token id: <code>", "</code>").unwrap();
     let tokens = browser.get(&format!("{rpo}/rp/tokens")).await.unwrap();
     assert!(tokens.body.contains(&apo), "{}", tokens.body);
+    assert!(
+        tokens.body.contains("<td>work laptop</td>"),
+        "{}",
+        tokens.body
+    );
 
     // Negative: a token-status call from an address the recovery provider does not use is
     // refused, and changes nothing (the recovery below still succeeds).
