@@ -90,7 +90,9 @@ pub use outbox::{
     OutboxEntry, OutboxId, OutboxMessage, StatusCallback, TokenStatus, UserNotification,
 };
 pub use recover::{COUNTERSIGNED_TOKEN_FIELD, RecoverOutcome, RecoverRequest, Recovery};
-pub use save::{MAX_NICKNAME_LEN, SaveOptions, SaveOutcome, SavePreview, SaveRedirect};
+pub use save::{
+    MAX_NICKNAME_LEN, SaveOptions, SaveOutcome, SavePreview, SaveRedirect, check_nickname,
+};
 pub use store::RecoveryProviderStore;
 
 /// The `token-max-size` a recovery provider publishes by default (§2): far above real tokens

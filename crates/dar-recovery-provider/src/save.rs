@@ -310,18 +310,46 @@ struct FormFields {
     obsoletes: Option<TokenId>,
 }
 
+/// A nickname the user typed for a token at the save confirmation (§3.1.1 step 12), held to
+/// the bounds of `nickname_hint`: trimmed, `None` when empty.
+///
+/// ```
+/// use dar_recovery_provider::{RecoveryProviderError, check_nickname};
+///
+/// assert_eq!(check_nickname(" work laptop "), Ok(Some("work laptop".to_owned())));
+/// assert_eq!(check_nickname("  "), Ok(None));
+/// assert_eq!(
+///     check_nickname("a\u{1b}[31m"),
+///     Err(RecoveryProviderError::InvalidFormField { field: "nickname" })
+/// );
+/// ```
+///
+/// # Errors
+///
+/// [`RecoveryProviderError::InvalidFormField`] (`nickname`) over [`MAX_NICKNAME_LEN`] bytes or
+/// with a control character.
+pub fn check_nickname(text: &str) -> Result<Option<String>, RecoveryProviderError> {
+    bounded(Some(text), MAX_NICKNAME_LEN, "nickname")
+}
+
+/// An optional text field: trimmed, `None` when empty, refused over `max` bytes or with a
+/// control character.
+fn bounded(
+    value: Option<&str>,
+    max: usize,
+    field: &'static str,
+) -> Result<Option<String>, RecoveryProviderError> {
+    match value.map(str::trim) {
+        None | Some("") => Ok(None),
+        Some(v) if v.len() > max || v.chars().any(char::is_control) => {
+            Err(RecoveryProviderError::InvalidFormField { field })
+        }
+        Some(v) => Ok(Some(v.to_owned())),
+    }
+}
+
 impl FormFields {
     fn parse(form: &SaveForm) -> Result<Self, RecoveryProviderError> {
-        let bounded = |value: &Option<String>, max: usize, field: &'static str| match value
-            .as_deref()
-            .map(str::trim)
-        {
-            None | Some("") => Ok(None),
-            Some(v) if v.len() > max || v.chars().any(char::is_control) => {
-                Err(RecoveryProviderError::InvalidFormField { field })
-            }
-            Some(v) => Ok(Some(v.to_owned())),
-        };
         let obsoletes = match form.obsoletes.as_deref() {
             None | Some("") => None,
             Some(hex) => Some(
@@ -330,10 +358,14 @@ impl FormFields {
             ),
         };
         Ok(Self {
-            nickname: bounded(&form.nickname_hint, MAX_NICKNAME_LEN, "nickname_hint")?,
-            login_hint: bounded(&form.login_hint, MAX_LOGIN_HINT_LEN, "login_hint")?,
+            nickname: bounded(
+                form.nickname_hint.as_deref(),
+                MAX_NICKNAME_LEN,
+                "nickname_hint",
+            )?,
+            login_hint: bounded(form.login_hint.as_deref(), MAX_LOGIN_HINT_LEN, "login_hint")?,
             login_hint_sha256: bounded(
-                &form.login_hint_sha256,
+                form.login_hint_sha256.as_deref(),
                 MAX_LOGIN_HINT_SHA256_LEN,
                 "login_hint_sha256",
             )?,

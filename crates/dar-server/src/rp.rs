@@ -42,7 +42,7 @@ use axum::routing::{get, post};
 use dar_core::{Origin, TokenId};
 use dar_recovery_provider::{
     LoginHintMatch, MAX_NICKNAME_LEN, RecoverOutcome, RecoverRequest, SaveForm, SaveOptions,
-    SaveOutcome, SavePreview, SavedTokenSummary, UserId, match_login_hint,
+    SaveOutcome, SavePreview, SavedTokenSummary, UserId, check_nickname, match_login_hint,
 };
 use serde::Deserialize;
 use time::OffsetDateTime;
@@ -444,20 +444,18 @@ async fn confirm(
     let id = parked_id(query.as_deref())?;
     let rp = service(&state)?;
     // Checked before the parked request is taken, so the user can go back and fix it.
-    if let Some(nickname) = form.nickname.as_ref().filter(|_| form.action == "save") {
-        let nickname = nickname.trim();
-        if nickname.len() > MAX_NICKNAME_LEN || nickname.chars().any(char::is_control) {
-            return Err(AppError::BadRequest {
-                message: "the nickname is too long or holds control characters",
-            });
-        }
-    }
+    let nickname = match form.nickname.as_deref().filter(|_| form.action == "save") {
+        Some(text) => Some(check_nickname(text).map_err(|_| AppError::BadRequest {
+            message: "the nickname is too long or holds control characters",
+        })?),
+        None => None,
+    };
     let payload = take_parked(&state, PARK_SAVE_TOKEN, &id)
         .await?
         .ok_or(AppError::NotFound)?;
     let mut save_form = parked_form(&payload)?;
-    if let Some(nickname) = form.nickname {
-        save_form.nickname_hint = Some(nickname);
+    if let Some(nickname) = nickname {
+        save_form.nickname_hint = nickname;
     }
     let (user_id, now) = (user_id(&user), state.now());
     let confirmed = SaveOptions {
