@@ -1,13 +1,13 @@
 #!/usr/bin/env bash
-# Puts `dar serve` under load on this machine with `dar load` (loopback only): the account
-# provider's recover-account-return, the recovery provider's save-token, 1,000 connections held
-# open at once and 2,000 slow clients, on SQLite and then, when a URL is given (first argument
+# Puts `dar serve` under load on this machine with `dar load` (loopback only): configuration
+# GETs (the floor of a request), the account provider's recover-account-return, the recovery
+# provider's save-token, 1,000 connections held open at once and 2,000 slow clients, on SQLite and then, when a URL is given (first argument
 # or DAR_TEST_POSTGRES_URL), on PostgreSQL (fresh schemas load_ap and load_rp, dropped first).
 # Prints the date, the machine, its load average and open-file limit, then each run's figures
 # (docs/load.md has this machine's).
 #
 # Bounded: each run stops at 3,000 operations or 60 s per request scenario; the connection
-# scenarios take about 20 s; a run is killed after 10 minutes.
+# scenarios take about 20 s, the configuration GETs 3 s; a run is killed after 10 minutes.
 #
 # Usage: scripts/load.sh [POSTGRES_URL]
 set -euo pipefail

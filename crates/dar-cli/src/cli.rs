@@ -451,8 +451,8 @@ pub(crate) struct LoadArgs {
     /// (1 to 1024).
     #[arg(long, value_name = "N", default_value_t = 16)]
     pub(crate) concurrency: u64,
-    /// At most this many operations per request scenario (1 to 100000); each needs a token
-    /// minted before the timed run.
+    /// At most this many operations per request scenario but `configuration` (1 to 100000);
+    /// each needs a token minted before the timed run.
     #[arg(long, value_name = "N", default_value_t = 2000)]
     pub(crate) requests: u64,
     /// At most this many seconds per request scenario (1 to 600).
@@ -477,6 +477,9 @@ pub(crate) struct LoadArgs {
 /// What `dar load` does.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub(crate) enum LoadScenario {
+    /// GETs of the account provider's configuration document on kept-alive connections for
+    /// 3 s: what a request costs the server with no signature and no database.
+    Configuration,
     /// The account provider's recover-account-return with freshly countersigned tokens.
     RecoverAccountReturn,
     /// The recovery provider's save-token: the cross-site POST, the confirmation page and

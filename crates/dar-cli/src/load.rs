@@ -6,6 +6,12 @@
 //! own. The per-client rate limit of these two deployments is lifted (every request comes
 //! from 127.0.0.1); everything else keeps its defaults. Then, in order:
 //!
+//! - `configuration`: for 3 s (or `--duration` when shorter; `--requests` does not bound it:
+//!   GETs are too quick to give a server CPU time of their own in a few thousand),
+//!   `--concurrency` workers, one kept-alive connection each, GET the account provider's
+//!   configuration document: TLS, HTTP and the middleware with no signature and no database. The server's CPU per GET plus two verifications at the crypto
+//!   limit is the least a recover-account-return could cost; `dar load` prints, at the end,
+//!   the highest share of the crypto limit that leaves it.
 //! - `recover-account-return`: before the timed run, the account provider's own library
 //!   issues one token per operation against its database (with its key files) and the
 //!   recovery provider's countersigning key countersigns each; then `--concurrency` workers,
@@ -55,6 +61,9 @@ use crate::output::Failure;
 use process::{Memory, Server};
 use stats::{Outcome, Samples, millis};
 use wire::Target;
+
+/// How long `configuration` runs.
+const CONFIGURATION_RUN: Duration = Duration::from_secs(3);
 
 /// The limits of the load deployments: the defaults, but no per-client rate limit or
 /// connection cap to speak of, since every request comes from 127.0.0.1.
@@ -193,7 +202,9 @@ impl Plan {
             let n = match scenario {
                 LoadScenario::Connections => self.connections,
                 LoadScenario::SlowClients => self.slow_clients + self.concurrency,
-                LoadScenario::RecoverAccountReturn | LoadScenario::SaveToken => self.concurrency,
+                LoadScenario::Configuration
+                | LoadScenario::RecoverAccountReturn
+                | LoadScenario::SaveToken => self.concurrency,
             };
             most = most.max(n);
         }
@@ -223,6 +234,7 @@ fn plan(args: &LoadArgs) -> Result<Plan, LoadError> {
     let mut scenarios = args.scenarios.clone();
     if scenarios.is_empty() {
         scenarios = vec![
+            LoadScenario::Configuration,
             LoadScenario::RecoverAccountReturn,
             LoadScenario::SaveToken,
             LoadScenario::Connections,
@@ -335,6 +347,7 @@ async fn run_plan(
     let mut reports = Vec::new();
     for scenario in &plan.scenarios {
         let report = match scenario {
+            LoadScenario::Configuration => deployment.configuration(plan).await?,
             LoadScenario::RecoverAccountReturn => deployment.recover_account_return(plan).await?,
             LoadScenario::SaveToken => deployment.save_token(plan).await?,
             LoadScenario::Connections => deployment.connections(plan).await?,
@@ -344,7 +357,43 @@ async fn run_plan(
         reports.push(report);
     }
     print_summary(plan, &reports);
+    print_floor(&reports, &crypto);
     Ok(())
+}
+
+/// The most recover-account-return could reach on this machine if it did nothing but a
+/// configuration GET's work and the two verifications: the CPU the server spent per
+/// configuration GET, plus the crypto limit's cost of two verifications on an idle core.
+fn print_floor(reports: &[Report], crypto: &CryptoLimit) {
+    let per_op = |name| {
+        reports
+            .iter()
+            .find(|r| r.scenario == name)
+            .and_then(Report::server_cpu_per_op)
+    };
+    let Some(floor) = per_op("configuration") else {
+        return;
+    };
+    let verifications = 1.0 / crypto.per_core();
+    let ceiling = 1.0 / (floor + verifications) / crypto.per_core();
+    println!();
+    println!(
+        "floor: a configuration GET cost the server {:.3} ms of CPU; with the two \
+         verifications ({:.3} ms at the crypto limit) a recover-account-return doing nothing \
+         else would cost {:.3} ms: at most {:.1}% of the limit per core",
+        floor * 1e3,
+        verifications * 1e3,
+        (floor + verifications) * 1e3,
+        100.0 * ceiling
+    );
+    if let Some(real) = per_op("recover-account-return") {
+        println!(
+            "       measured: recover-account-return cost {:.3} ms of server CPU per request ({:.1}% of \
+             the limit per core)",
+            real * 1e3,
+            100.0 / real / crypto.per_core()
+        );
+    }
 }
 
 /// What one scenario measured.
@@ -370,6 +419,14 @@ impl Report {
         } else {
             0.0
         }
+    }
+
+    /// Seconds of the server's CPU per successful operation.
+    fn server_cpu_per_op(&self) -> Option<f64> {
+        let ok = self.samples.ok_count();
+        self.server_cpu
+            .filter(|_| ok > 0)
+            .map(|c| c.as_secs_f64() / ok as f64)
     }
 
     fn cores(&self, cpu: Option<Duration>) -> Option<f64> {
@@ -651,16 +708,60 @@ impl Deployment {
         Browser::new(&self.ca_pem).map_err(LoadError::setup)
     }
 
-    async fn recover_account_return(&mut self, plan: &Plan) -> Result<Report, LoadError> {
+    /// One browser per worker, each connected to the account provider: the timed runs
+    /// measure requests, not handshakes.
+    async fn connected_browsers(&self, plan: &Plan) -> Result<Vec<Browser>, LoadError> {
         let mut workers = Vec::new();
         for _ in 0..plan.concurrency {
             let mut b = self.browser()?;
-            // Connect before the timed run: it measures requests, not handshakes.
             b.get(&format!("{}{CONFIGURATION_PATH}", self.ap_origin))
                 .await
                 .map_err(LoadError::setup)?;
             workers.push(b);
         }
+        Ok(workers)
+    }
+
+    async fn configuration(&mut self, plan: &Plan) -> Result<Report, LoadError> {
+        let workers = self.connected_browsers(plan).await?;
+        let url = Arc::new(format!("{}{CONFIGURATION_PATH}", self.ap_origin));
+        let window = Window::open(&self.ap);
+        let deadline = window.start + plan.duration.min(CONFIGURATION_RUN);
+        let mut set = JoinSet::new();
+        for mut b in workers {
+            let url = Arc::clone(&url);
+            set.spawn(async move {
+                let mut samples = Samples::default();
+                while Instant::now() < deadline {
+                    let start = Instant::now();
+                    let outcome = match b.get(&url).await {
+                        Ok(page) if page.status == StatusCode::OK => Outcome::Ok,
+                        Ok(page) => Outcome::Error(format!("HTTP {}", page.status.as_u16())),
+                        Err(_) => Outcome::Error("request failed".into()),
+                    };
+                    samples.record(start.elapsed(), outcome);
+                }
+                samples
+            });
+        }
+        let samples = join_samples(set).await;
+        let mut report = window.close(
+            &self.ap,
+            "configuration",
+            "account provider",
+            samples,
+            false,
+        );
+        report.notes.push(
+            "one operation = GET of the configuration document on a kept-alive connection: \
+             TLS, HTTP and the middleware, no signature, no database"
+                .into(),
+        );
+        Ok(report)
+    }
+
+    async fn recover_account_return(&mut self, plan: &Plan) -> Result<Report, LoadError> {
+        let workers = self.connected_browsers(plan).await?;
         let next = Arc::new(AtomicUsize::new(0));
         let window = Window::open(&self.ap);
         let deadline = window.start + plan.duration;
@@ -1231,7 +1332,7 @@ mod tests {
     #[test]
     fn defaults_run_every_scenario_on_sqlite() {
         let p = plan(&args()).unwrap();
-        assert_eq!(p.scenarios.len(), 4);
+        assert_eq!(p.scenarios.len(), 5);
         assert_eq!(p.database, Database::Sqlite);
         assert_eq!(p.duration, Duration::from_secs(60));
         // The slow clients and the fresh ones beside them, and spare files.

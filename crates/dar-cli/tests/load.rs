@@ -25,6 +25,8 @@ fn a_small_run_succeeds_in_every_request_and_connection_scenario() {
         .args([
             "load",
             "--scenario",
+            "configuration",
+            "--scenario",
             "recover-account-return",
             "--scenario",
             "save-token",
@@ -48,7 +50,17 @@ fn a_small_run_succeeds_in_every_request_and_connection_scenario() {
         String::from_utf8_lossy(&out.stderr)
     );
     assert!(stdout.contains("minted 24 tokens"), "{stdout}");
+    // Configuration GETs run for a set time, not a set count.
+    let (ok, failed) = row(&stdout, "configuration");
+    assert_eq!(failed, 0, "{stdout}");
+    assert!(ok >= 12, "{stdout}");
     assert_eq!(row(&stdout, "recover-account-return"), (12, 0));
+    // The configuration GETs give the floor under recover-account-return.
+    assert!(
+        stdout.contains("floor: a configuration GET cost the server")
+            && stdout.contains("recover-account-return cost"),
+        "{stdout}"
+    );
     assert_eq!(row(&stdout, "save-token"), (12, 0));
     // One request on connecting, then one every 2 s while the 20 are held 6 s.
     let (ok, failed) = row(&stdout, "connections");
