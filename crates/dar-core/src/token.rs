@@ -69,28 +69,10 @@ impl TokenId {
     ///
     /// [`DecodeError::Truncated`] with field `token_id` when the text is not 32 hex digits.
     pub fn from_hex(text: &str) -> Result<Self, DecodeError> {
-        let bad = DecodeError::Truncated { field: "token_id" };
-        let raw = text.as_bytes();
-        if raw.len() != 32 {
-            return Err(bad);
-        }
         let mut out = [0u8; 16];
-        for (byte, pair) in out.iter_mut().zip(raw.chunks_exact(2)) {
-            let hi = hex_val(pair.first().copied()).ok_or(bad.clone())?;
-            let lo = hex_val(pair.get(1).copied()).ok_or(bad.clone())?;
-            *byte = hi << 4 | lo;
-        }
+        hex::decode_to_slice(text, &mut out)
+            .map_err(|_| DecodeError::Truncated { field: "token_id" })?;
         Ok(Self(out))
-    }
-}
-
-fn hex_val(c: Option<u8>) -> Option<u8> {
-    let c = c?;
-    match c {
-        b'0'..=b'9' => Some(c - b'0'),
-        b'a'..=b'f' => Some(c - b'a' + 10),
-        b'A'..=b'F' => Some(c - b'A' + 10),
-        _ => None,
     }
 }
 

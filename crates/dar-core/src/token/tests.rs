@@ -300,11 +300,20 @@ fn base64_refuses_oversize_before_decoding() {
 
 #[test]
 fn token_id_parses_hex_only() {
-    assert!(TokenId::from_hex("000102030405060708090A0B0C0D0E0F").is_ok());
+    let expected = [0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15];
+    for good in [
+        "000102030405060708090A0B0C0D0E0F",
+        "000102030405060708090a0b0c0d0e0f",
+    ] {
+        assert_eq!(TokenId::from_hex(good).unwrap().as_bytes(), &expected);
+    }
     for bad in [
         "",
         "00",
         "000102030405060708090a0b0c0d0e0g",
+        // 32 bytes, but one digit is a two-byte character.
+        "000102030405060708090a0b0c0d0e\u{e9}",
+        "+00102030405060708090a0b0c0d0e0f",
         "000102030405060708090a0b0c0d0e0f00",
     ] {
         assert_eq!(
