@@ -45,9 +45,10 @@ pub(crate) enum Command {
     /// with `--config`, adapted to that deployment's paths and roles.
     Openapi(OpenapiArgs),
     /// Put both roles under load on this machine (loopback only): `dar serve` child processes
-    /// on SQLite or PostgreSQL, driven through save-token and recover-account-return, a
-    /// thousand open connections and slow clients; prints throughput, latency percentiles,
-    /// the servers' peak memory and the crypto-limit ratio (see docs/load.md).
+    /// on SQLite or PostgreSQL, driven through configuration GETs (the floor of a request),
+    /// save-token and recover-account-return, a thousand open connections and slow clients;
+    /// prints throughput, latency percentiles, the servers' peak memory and the crypto-limit
+    /// ratio (see docs/load.md).
     Load(LoadArgs),
 }
 
