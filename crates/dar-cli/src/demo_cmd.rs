@@ -661,7 +661,8 @@ async fn chapters(demo: &Demo, cancel: bool) -> Result<(), Failure> {
                 token_id = id;
                 Ok(vec![
                     "password accepted; the old authenticator no longer exists, so she enrolled \
-                     a new one before reaching her account"
+                     a new one, which came with a new set of recovery codes, before reaching her \
+                     account"
                         .to_owned(),
                     format!("new recovery token {token_id} saved at {rpo}"),
                 ])

@@ -647,6 +647,9 @@ async fn verify(
 struct CodesPage<'a> {
     error: Option<&'a str>,
     codes: &'a RecoveryCodes,
+    /// The link on from the page, and its text.
+    next: &'a str,
+    next_label: &'a str,
 }
 
 #[utoipa::path(
@@ -673,7 +676,43 @@ async fn generate_codes(
     ClientAddress(source): ClientAddress,
     CsrfForm { .. }: CsrfForm<NoFields>,
 ) -> Result<Response, AppError> {
-    let store = store(&state)?;
+    issue_recovery_codes(
+        &state,
+        user.account,
+        &user.username,
+        source,
+        CodesNext::Security,
+    )
+    .await
+}
+
+/// Where the recovery-codes page leads on.
+pub(crate) enum CodesNext<'a> {
+    /// Back to the account security page (the user asked for new codes there).
+    Security,
+    /// On to a path of this site (after setting up a second factor: where the user was going).
+    Continue(&'a str),
+}
+
+/// Makes a new set of recovery codes for `account` (argon2id on the hashing pool), replaces the
+/// old set in one transaction with a notice to every verified address and an audit row, and
+/// renders the page that shows the codes once (`Cache-Control: no-store`).
+///
+/// Called when the user asks for new codes, and when a second factor is set up (NIST SP
+/// 800-63B: saved recovery codes are issued with the authenticator; after a lockout recovery,
+/// the new factor comes with a fresh set, the old one revoked).
+///
+/// # Errors
+///
+/// [`AppError`] when hashing or the store fails; nothing is replaced then.
+pub(crate) async fn issue_recovery_codes(
+    state: &AppState,
+    account: AccountId,
+    username: &str,
+    source: Option<IpAddr>,
+    next: CodesNext<'_>,
+) -> Result<Response, AppError> {
+    let store = store(state)?;
     let codes = generate_recovery_codes(&mut getrandom::SysRng)?;
     let (codes, hashes) = crate::hashing::run("recovery code hashing task", move || {
         let hashes = codes.hashes(&mut getrandom::SysRng);
@@ -683,32 +722,37 @@ async fn generate_codes(
     let hashes = hashes?;
     let mails = to_all(
         &state.site_name(),
-        &verified_addresses(store, user.account).await?,
+        &verified_addresses(store, account).await?,
         "New recovery codes",
         &format!(
-            "New recovery codes were generated for your account \"{}\". The previous codes \
-             no longer work.\r\n\r\nIf this was not you, someone is signed in to your account: \
-             sign in, choose \"Sign out everywhere\", change your password and generate new \
-             codes at {}/account/security.",
-            user.username,
+            "New recovery codes were generated for your account \"{username}\". The previous \
+             codes no longer work.\r\n\r\nIf this was not you, someone is signed in to your \
+             account: sign in, choose \"Sign out everywhere\", change your password and \
+             generate new codes at {}/account/security.",
             state.public_origin()
         ),
     );
     let entry = audit(
-        user.account,
+        account,
         "user",
         "recovery_codes.generated",
         format!("{} codes; the previous set revoked", hashes.len()),
         source,
     );
     store
-        .replace_recovery_codes(user.account, &hashes, now(&state), &mails, &[entry])
+        .replace_recovery_codes(account, &hashes, now(state), &mails, &[entry])
         .await?;
+    let (next, next_label) = match next {
+        CodesNext::Security => ("/account/security", "Back to account security"),
+        CodesNext::Continue(path) => (path, "Continue"),
+    };
     let mut response = render(
         StatusCode::OK,
         &CodesPage {
             error: None,
             codes: &codes,
+            next,
+            next_label,
         },
     )?;
     response

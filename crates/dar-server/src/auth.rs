@@ -908,13 +908,21 @@ async fn enrol_page(
     responses(
         (
             status = 200,
+            description = "Enrolled: the account's new recovery codes, shown once \
+                           (`Cache-Control: no-store`), with a link on to `next`.",
+            content_type = HTML,
+            body = String,
+        ),
+        (
+            status = 202,
             description = "The new authenticator is held for the policy's pause.",
             content_type = HTML,
             body = String,
         ),
         (
             status = 303,
-            description = "Enrolled: to `next`; or no password step: to `/signin`.",
+            description = "Already enrolled: to the code step; no secret yet: to the \
+                           enrolment page; no password step: to `/signin`.",
             headers(("Location" = String)),
         ),
         (status = 401, description = "The code is not correct (the enrolment page again)."),
@@ -966,7 +974,16 @@ async fn enrol_submit(
     store
         .set_second_factor_ok(&session_hash(&user.session), now(&state))
         .await?;
-    Ok(Redirect::to(&next).into_response())
+    // A new second factor comes with a new set of recovery codes (the old set, if any, is
+    // revoked): shown once, then on to where the user was going.
+    account_security::issue_recovery_codes(
+        &state,
+        account.id,
+        &account.username,
+        source,
+        account_security::CodesNext::Continue(&next),
+    )
+    .await
 }
 
 #[utoipa::path(

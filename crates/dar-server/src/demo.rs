@@ -963,8 +963,8 @@ impl Browser {
         self.enrol_totp(origin).await
     }
 
-    /// Enrols an authenticator app at `origin` (the user is signed in with the password) and
-    /// checks the account page opens.
+    /// Enrols an authenticator app at `origin` (the user is signed in with the password), which
+    /// answers with the account's new recovery codes, and checks the account page opens.
     ///
     /// # Errors
     ///
@@ -979,7 +979,7 @@ impl Browser {
             &[("csrf_token", &page.field("csrf_token")?), ("code", &code)],
         )
         .await?
-        .expect(StatusCode::SEE_OTHER, "TOTP enrolment")?;
+        .expect(StatusCode::OK, "TOTP enrolment (the recovery codes page)")?;
         self.get(&format!("{origin}/account"))
             .await?
             .expect(StatusCode::OK, "the account page")?;

@@ -1089,7 +1089,8 @@ pub(crate) async fn apply(
                 &format!(
                     "Your account was unlocked through account recovery: its second factor was \
                      removed and every session was signed out.\r\nSign in with your password \
-                     and set up a new second factor, then save a new recovery token: \
+                     and set up a new second factor (it comes with new recovery codes), then \
+                     save a new recovery token: \
                      {origin}/ap/recovery/setup\r\n\r\nIf this was not you, contact us at \
                      once: someone who knows your password holds your account."
                 ),

@@ -300,6 +300,12 @@ impl Chrome {
             .unwrap();
         self.fill("#code", &totp_code(&secret).unwrap()).await;
         self.click("main form button[type=submit]").await;
+        // The new factor comes with recovery codes, shown once, and a link on.
+        self.element("main ol li code").await;
+        if shots {
+            self.shot("recovery-codes").await;
+        }
+        self.click("main p a").await;
         // Exactly: the authenticator page's own address has this one as a prefix.
         self.arrive_exactly(&format!("{origin}/account")).await;
         if shots {

@@ -59,9 +59,13 @@ async fn sign_up_stores_an_unverified_address_and_one_verification_mail() {
             .body
             .contains("https://dar.test/account/email/verify?id=")
     );
+    // Newest first: the second factor's recovery codes (no notice: no address is verified
+    // yet), after the address.
     let events = store.audit_events(Some(alice), 10).await.unwrap();
-    assert_eq!(events[0].event, "email.added");
-    assert_eq!(events[0].source_address.as_deref(), Some("192.0.2.1"));
+    assert_eq!(events[0].event, "recovery_codes.generated");
+    assert_eq!(events[1].event, "email.added");
+    assert_eq!(events[1].source_address.as_deref(), Some("192.0.2.1"));
+    assert_eq!(store.unused_recovery_codes(alice).await.unwrap().len(), 10);
 }
 
 #[tokio::test]
@@ -224,15 +228,40 @@ fn shown_codes(body: &str) -> Vec<String> {
 }
 
 #[tokio::test]
+async fn a_new_second_factor_comes_with_recovery_codes_shown_once() {
+    let (browser, store) = Browser::signed_in("ida").await;
+    let ida = id_of(&store, "ida").await;
+    let shown = shown_codes(&browser.enrolment_page);
+    assert_eq!(shown.len(), 10);
+    let stored = store.unused_recovery_codes(ida).await.unwrap();
+    assert_eq!(stored.len(), 10);
+    for (code, record) in shown.iter().zip(&stored) {
+        assert!(verify_recovery_code(code, &record.code_hash).unwrap());
+    }
+    // No address was verified yet, so no notice; the audit row names no code.
+    assert!(
+        mails(&store)
+            .await
+            .iter()
+            .all(|m| !m.subject.contains("New recovery codes"))
+    );
+    let events = store.audit_events(Some(ida), 1).await.unwrap();
+    assert_eq!(events[0].event, "recovery_codes.generated");
+    assert!(shown.iter().all(|c| !events[0].detail.contains(c.as_str())));
+}
+
+#[tokio::test]
 async fn recovery_codes_are_shown_once_stored_hashed_and_regenerating_revokes() {
     let (mut browser, store) = Browser::signed_in("fay").await;
     let fay = id_of(&store, "fay").await;
     verify_all(&store, fay).await;
+    // The set that came with the second factor at sign-up.
     let page = browser.get("/account/security").await;
     assert!(
         page.body
-            .contains("<strong>0</strong> unused recovery codes")
+            .contains("<strong>10</strong> unused recovery codes")
     );
+    let at_sign_up = store.unused_recovery_codes(fay).await.unwrap();
     let csrf = page.csrf();
     let page = browser
         .post("/account/recovery-codes", &[("csrf_token", &csrf)])
@@ -244,6 +273,12 @@ async fn recovery_codes_are_shown_once_stored_hashed_and_regenerating_revokes() 
     assert_eq!(first.len(), 10);
     let stored = store.unused_recovery_codes(fay).await.unwrap();
     assert_eq!(stored.len(), 10);
+    // The sign-up set is gone.
+    assert!(
+        stored
+            .iter()
+            .all(|s| at_sign_up.iter().all(|a| a.id != s.id))
+    );
     for (code, record) in first.iter().zip(&stored) {
         assert!(record.code_hash.starts_with("$argon2id$"));
         assert!(first.iter().all(|c| !record.code_hash.contains(c.as_str())));

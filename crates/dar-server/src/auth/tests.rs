@@ -19,6 +19,8 @@ pub(crate) struct Browser {
     cookies: HashMap<String, String>,
     /// When the last TOTP enrolment's code was computed (unix seconds).
     enrolled_at: i64,
+    /// The page the last TOTP enrolment answered with (the new recovery codes).
+    pub(crate) enrolment_page: String,
     /// The deployment's clock, for the codes this browser's user types.
     clock: Arc<dyn Clock>,
 }
@@ -81,6 +83,7 @@ impl Browser {
                 app,
                 cookies: HashMap::new(),
                 enrolled_at: 0,
+                enrolment_page: String::new(),
                 clock,
             },
             store,
@@ -93,6 +96,7 @@ impl Browser {
             app: self.app.clone(),
             cookies: HashMap::new(),
             enrolled_at: 0,
+            enrolment_page: String::new(),
             clock: self.clock.clone(),
         }
     }
@@ -192,8 +196,11 @@ impl Browser {
                 ],
             )
             .await;
-        assert_eq!(page.status, StatusCode::SEE_OTHER, "{}", page.body);
-        assert_eq!(page.location.as_deref(), Some("/account"));
+        // A new second factor comes with recovery codes, shown once, and a link on.
+        assert_eq!(page.status, StatusCode::OK, "{}", page.body);
+        assert!(page.body.contains("Your recovery codes"), "{}", page.body);
+        assert!(page.body.contains(r#"<a href="/account">Continue</a>"#));
+        self.enrolment_page = page.body;
         secret
     }
 

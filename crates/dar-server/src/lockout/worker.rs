@@ -156,8 +156,12 @@ impl LockoutWorker {
                 &self.site,
                 &addresses,
                 "Your new second factor is active",
-                "The second factor added to your account is now active. If you did not add \
-                 it, recover your account and contact us.",
+                &format!(
+                    "The second factor added to your account is now active. Sign in and \
+                     generate recovery codes for it at {}/account/security.\r\n\r\nIf you \
+                     did not add it, recover your account and contact us.",
+                    self.origin.as_str().trim_end_matches('/')
+                ),
             );
             let detail = format!("pending factor {}", factor.id.0);
             let audit = [audit(
@@ -252,8 +256,9 @@ impl LockoutWorker {
                     &format!(
                         "The waiting period of the recovery of your account is over: its \
                          second factor was removed and every session was signed out.\r\nSign \
-                         in with your password, set up a new second factor, then save a new \
-                         recovery token: {origin}/ap/recovery/setup\r\n\r\nIf this was not you, \
+                         in with your password, set up a new second factor (it comes with new \
+                         recovery codes), then save a new recovery token: \
+                         {origin}/ap/recovery/setup\r\n\r\nIf this was not you, \
                          contact us at once."
                     ),
                 );
