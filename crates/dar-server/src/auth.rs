@@ -26,8 +26,10 @@
 //! # Account security
 //!
 //! Sign-up asks for a notification address, stored unverified, with a verification mail
-//! (module `account_security`). On an old account, a newly enrolled authenticator is held
-//! for the policy's pause instead of activated, with a cancel link to every verified address.
+//! (module `account_security`). An enrolled authenticator comes with a new set of recovery
+//! codes, shown once on the page that confirms it (the old set is revoked). On an old account,
+//! a newly enrolled authenticator is held for the policy's pause instead of activated, with a
+//! cancel link to every verified address.
 //! A sign-in with the existing second factor cancels the account's open recoveries.
 //!
 //! Every form carries the session's CSRF token ([`CsrfForm`]); every page is plain HTML with a
