@@ -158,7 +158,7 @@ impl Browser {
         .await
     }
 
-    /// Signs up and enrols TOTP; returns the secret.
+    /// Signs up and enrols TOTP ([`Self::enrol_totp`]); returns the secret.
     pub(crate) async fn sign_up(&mut self, username: &str, password: &str) -> String {
         let page = self.get("/signup").await;
         let csrf = page.csrf();
@@ -178,6 +178,13 @@ impl Browser {
             .await;
         assert_eq!(page.status, StatusCode::SEE_OTHER, "{}", page.body);
         assert_eq!(page.location.as_deref(), Some("/account/totp"));
+        self.enrol_totp().await
+    }
+
+    /// Enrols an authenticator (the password step done, no second factor yet), going on to
+    /// `/account`; keeps the answer, the new recovery codes, in `enrolment_page`; returns the
+    /// secret.
+    pub(crate) async fn enrol_totp(&mut self) -> String {
         let page = self.get("/account/totp").await;
         assert_eq!(page.status, StatusCode::OK);
         assert!(page.body.contains("otpauth://totp/"));

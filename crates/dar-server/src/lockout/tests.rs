@@ -156,6 +156,17 @@ async fn password_alone_is_refused_and_a_recovery_code_then_unlocks_at_once() {
         .post("/recovery/code", &[("csrf_token", &csrf), ("value", &code)])
         .await;
     assert_eq!(page.status, StatusCode::CONFLICT);
+
+    // Signing in asks for a new second factor, which comes with a new set of codes: the set
+    // the recovery used a code of is revoked, the used code replaced.
+    let old_set = store.unused_recovery_codes(alice).await.unwrap();
+    let page = locked_out.password("alice", PASSWORD).await;
+    assert_eq!(page.status, StatusCode::SEE_OTHER, "{}", page.body);
+    locked_out.enrol_totp().await;
+    let new_set = store.unused_recovery_codes(alice).await.unwrap();
+    assert_eq!(new_set.len(), 10);
+    assert!(new_set.iter().all(|n| old_set.iter().all(|o| o.id != n.id)));
+    assert!(locked_out.enrolment_page.contains("Your recovery codes"));
 }
 
 #[tokio::test]
