@@ -1,4 +1,4 @@
-//! The user's saved tokens and recoveries: listing, deleting, repudiating (§3.6).
+//! The user's saved tokens and recoveries: listing, renaming, deleting, repudiating (§3.6).
 
 use dar_core::{Origin, TokenId};
 use time::OffsetDateTime;
@@ -6,6 +6,7 @@ use time::OffsetDateTime;
 use crate::error::RecoveryProviderError;
 use crate::model::{RecoveryRecord, RemovalReason, SavedTokenSummary, UserId};
 use crate::outbox::{OutboxMessage, StatusCallback, TokenStatus};
+use crate::save::check_nickname;
 use crate::store::RecoveryProviderStore;
 use crate::{ConfigSource, RecoveryProvider};
 
@@ -39,6 +40,37 @@ impl<S: RecoveryProviderStore, C: ConfigSource> RecoveryProvider<S, C> {
     ) -> Result<(), RecoveryProviderError> {
         self.remove(user, issuer, token_id, RemovalReason::Deleted, now)
             .await
+    }
+
+    /// Names one of the user's saved tokens anew (§3.1.1 step 12 lets the user name a token
+    /// when saving it; the name is theirs to change). The text is checked as at the save
+    /// ([`check_nickname`]): trimmed, at most [`MAX_NICKNAME_LEN`](crate::MAX_NICKNAME_LEN)
+    /// bytes, no control characters; an empty one clears the name. Nothing is reported to the
+    /// account provider: a nickname is the recovery provider's own.
+    ///
+    /// # Errors
+    ///
+    /// [`RecoveryProviderError::InvalidFormField`] (`nickname`) for a text the save would
+    /// refuse, [`RecoveryProviderError::UnknownToken`] when the user holds no such token
+    /// (another user's token gets the same answer), [`RecoveryProviderError::Store`]. Nothing
+    /// is changed then.
+    pub async fn rename(
+        &self,
+        user: &UserId,
+        issuer: &Origin,
+        token_id: TokenId,
+        nickname: &str,
+    ) -> Result<(), RecoveryProviderError> {
+        let nickname = check_nickname(nickname)?;
+        if self
+            .store
+            .rename_token(user, issuer, token_id, nickname.as_deref())
+            .await?
+        {
+            Ok(())
+        } else {
+            Err(RecoveryProviderError::UnknownToken)
+        }
     }
 
     /// The user says this token was saved to their account without their consent (§3.6 case

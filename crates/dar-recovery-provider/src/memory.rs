@@ -184,6 +184,21 @@ impl RecoveryProviderStore for MemoryStore {
         }))
     }
 
+    async fn rename_token(
+        &self,
+        user: &UserId,
+        issuer: &Origin,
+        token_id: TokenId,
+        nickname: Option<&str>,
+    ) -> Result<bool, StoreFault> {
+        let mut s = self.lock()?;
+        let Some(t) = s.active(user, issuer, token_id) else {
+            return Ok(false);
+        };
+        t.token.nickname = nickname.map(str::to_owned);
+        Ok(true)
+    }
+
     async fn remove_token(
         &self,
         user: &UserId,

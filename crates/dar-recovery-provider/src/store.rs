@@ -58,6 +58,20 @@ pub trait RecoveryProviderStore: Send + Sync {
         token_id: TokenId,
     ) -> impl Future<Output = Result<Option<SavedTokenBytes>, StoreFault>> + Send;
 
+    /// Sets the nickname of the user's token (`None` clears it). `false` when the user holds
+    /// no such token that is not removed.
+    ///
+    /// # Errors
+    ///
+    /// [`StoreFault`].
+    fn rename_token(
+        &self,
+        user: &UserId,
+        issuer: &Origin,
+        token_id: TokenId,
+        nickname: Option<&str>,
+    ) -> impl Future<Output = Result<bool, StoreFault>> + Send;
+
     /// Marks the user's token removed (its bytes are erased) and writes `on_removed`, in one
     /// transaction. `false` when the user holds no such token that is not removed already.
     ///

@@ -751,6 +751,46 @@ fn deleting_queues_deleted_when_status_was_requested() {
 }
 
 #[test]
+fn renaming_changes_only_the_nickname_and_checks_it_as_the_save_does() {
+    block_on(async {
+        let p = provider();
+        save(&p, &alice(), &TokenSpec::default().form()).await;
+        let outbox = status_messages(&p);
+        p.rename(&alice(), &ap(), id(1), "  work laptop ")
+            .await
+            .unwrap();
+        let tokens = p.list(&alice()).await.unwrap();
+        assert_eq!(tokens.len(), 1);
+        assert_eq!(tokens[0].nickname.as_deref(), Some("work laptop"));
+        // Nothing is reported to the account provider: the name is this provider's own.
+        assert_eq!(status_messages(&p), outbox);
+
+        // Refused texts change nothing.
+        let before = snapshot(&p);
+        for bad in ["tab\there", &"x".repeat(MAX_NICKNAME_LEN + 1)] {
+            let got = p.rename(&alice(), &ap(), id(1), bad).await;
+            assert_eq!(
+                got,
+                Err(RecoveryProviderError::InvalidFormField { field: "nickname" })
+            );
+        }
+        // Another user's token, an unknown one: the same answer, nothing changed.
+        let by_other = p.rename(&bob(), &ap(), id(1), "mine").await;
+        assert_eq!(by_other, Err(RecoveryProviderError::UnknownToken));
+        let unknown = p.rename(&alice(), &ap(), id(7), "mine").await;
+        assert_eq!(unknown, by_other);
+        assert_eq!(snapshot(&p), before);
+
+        // An empty name clears it; a deleted token cannot be renamed.
+        p.rename(&alice(), &ap(), id(1), " ").await.unwrap();
+        assert_eq!(p.list(&alice()).await.unwrap()[0].nickname, None);
+        p.delete(&alice(), &ap(), id(1), NOW).await.unwrap();
+        let deleted = p.rename(&alice(), &ap(), id(1), "again").await;
+        assert_eq!(deleted, Err(RecoveryProviderError::UnknownToken));
+    });
+}
+
+#[test]
 fn repudiating_a_save_removes_the_token_and_queues_token_repudiated() {
     block_on(async {
         let p = provider();

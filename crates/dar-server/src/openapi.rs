@@ -108,6 +108,7 @@ pub(crate) const TAG_RP: &str = "recovery provider";
         rp::confirm,
         rp::tokens_page,
         rp::delete_token,
+        rp::rename_token,
         rp::recover,
         rp::save_token,
         rp::save_token_get,

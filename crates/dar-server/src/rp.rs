@@ -20,7 +20,8 @@
 //!   the browser is sent (303) to the account provider's `save-token-return` the role names.
 //!   When `recovery_provider.allowed_account_providers` is set, a token from any other issuer
 //!   is declined (`save-failure`) without asking.
-//! - `/rp/tokens`: the user's saved tokens, each with a delete button (CSRF).
+//! - `/rp/tokens`: the user's saved tokens, each with a field to rename it and a delete button
+//!   (CSRF).
 //! - `recover-account` (§3.4), GET and POST, with the `issuer` and `id` hints. A cross-site
 //!   POST carries no cookie: it is answered 303 to the GET with the same hints (they are not
 //!   secrets). The GET requires sign-in with both factors and lists the matching tokens, one
@@ -79,6 +80,7 @@ pub fn routes(state: &AppState) -> Router<AppState> {
         .route("/rp/save", get(confirm_page).post(confirm))
         .route("/rp/tokens", get(tokens_page))
         .route("/rp/tokens/delete", post(delete_token))
+        .route("/rp/tokens/rename", post(rename_token))
         .route("/rp/recover", post(recover))
         .layer(DefaultBodyLimit::max(crate::auth::ACCOUNT_FORM_BODY_LIMIT))
         .route(
@@ -167,6 +169,7 @@ struct TokensPage<'a> {
     error: Option<&'a str>,
     csrf_token: String,
     tokens: Vec<TokenView>,
+    nickname_max: usize,
 }
 
 #[derive(Template)]
@@ -503,6 +506,7 @@ async fn tokens_page(
         error: None,
         csrf_token: user.session.csrf_token(),
         tokens: tokens.into_iter().map(TokenView::from).collect(),
+        nickname_max: MAX_NICKNAME_LEN,
     };
     render(StatusCode::OK, &page)
 }
@@ -558,6 +562,46 @@ async fn delete_token(
     let issuer = parse_origin(&state, &form.issuer)?;
     let token_id = parse_token_id(&form.token_id)?;
     rp.delete(&user_id(&user), &issuer, token_id, state.now())
+        .await?;
+    Ok(Redirect::to("/rp/tokens").into_response())
+}
+
+#[derive(Deserialize, ToSchema)]
+struct RenameForm {
+    issuer: String,
+    token_id: String,
+    /// The new name (trimmed; empty clears it; at most `MAX_NICKNAME_LEN` bytes, no control
+    /// characters).
+    nickname: String,
+}
+
+#[utoipa::path(
+    post, path = "/rp/tokens/rename", tag = TAG_RP,
+    summary = "Rename a saved token",
+    request_body(content = RenameForm, content_type = FORM),
+    responses(
+        (
+            status = 303,
+            description = "Renamed: to `/rp/tokens`; or not signed in: to `/signin`.",
+            headers(("Location" = String)),
+        ),
+        (
+            status = 400,
+            description = "`issuer` is not an origin, `token_id` not 32 hex digits, or the \
+                           nickname too long or holding control characters.",
+        ),
+        (status = 404, description = "The user has no such token."),
+    ),
+)]
+async fn rename_token(
+    State(state): State<AppState>,
+    user: SignedInUser,
+    CsrfForm { form, .. }: CsrfForm<RenameForm>,
+) -> Result<Response, AppError> {
+    let rp = service(&state)?;
+    let issuer = parse_origin(&state, &form.issuer)?;
+    let token_id = parse_token_id(&form.token_id)?;
+    rp.rename(&user_id(&user), &issuer, token_id, &form.nickname)
         .await?;
     Ok(Redirect::to("/rp/tokens").into_response())
 }

@@ -180,7 +180,9 @@ async fn save_and_recover(backend: &Backend) {
     let tokens = browser.get(&format!("{rpo}/rp/tokens")).await.unwrap();
     assert!(tokens.body.contains(&apo), "{}", tokens.body);
     assert!(
-        tokens.body.contains("<td>work laptop</td>"),
+        tokens
+            .body
+            .contains(r#"name="nickname" value="work laptop""#),
         "{}",
         tokens.body
     );
@@ -278,8 +280,41 @@ async fn save_and_recover(backend: &Backend) {
     assert_eq!(page.status, StatusCode::METHOD_NOT_ALLOWED);
     assert!(page.body.contains("POST only"));
 
-    // Deleting the token at the recovery provider needs the CSRF token.
+    // Renaming the token needs the CSRF token and a nickname the save would take.
     let tokens = browser.get(&format!("{rpo}/rp/tokens")).await.unwrap();
+    let rename = |csrf: Option<&str>, nickname: &str| {
+        let mut fields = vec![
+            ("issuer", tokens.field("issuer").unwrap()),
+            ("token_id", tokens.field("token_id").unwrap()),
+            ("nickname", nickname.to_owned()),
+        ];
+        if let Some(csrf) = csrf {
+            fields.push(("csrf_token", csrf.to_owned()));
+        }
+        fields
+    };
+    let csrf = tokens.field("csrf_token").unwrap();
+    let too_long = "x".repeat(257);
+    for (fields, status) in [
+        (rename(None, "phone"), StatusCode::FORBIDDEN),
+        (rename(Some(&csrf), &too_long), StatusCode::BAD_REQUEST),
+        (rename(Some(&csrf), "phone"), StatusCode::SEE_OTHER),
+    ] {
+        let fields: Vec<(&str, &str)> = fields.iter().map(|(k, v)| (*k, v.as_str())).collect();
+        let page = browser
+            .post(&format!("{rpo}/rp/tokens/rename"), &fields)
+            .await
+            .unwrap();
+        assert_eq!(page.status, status, "{}", page.body);
+    }
+    let tokens = browser.get(&format!("{rpo}/rp/tokens")).await.unwrap();
+    assert!(
+        tokens.body.contains(r#"name="nickname" value="phone""#),
+        "{}",
+        tokens.body
+    );
+
+    // Deleting the token at the recovery provider needs the CSRF token.
     let page = browser
         .post(
             &format!("{rpo}/rp/tokens/delete"),

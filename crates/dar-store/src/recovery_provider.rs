@@ -214,6 +214,29 @@ impl Store {
         Ok(Some(SavedTokenBytes { token, signer }))
     }
 
+    async fn rp_rename_token(
+        &self,
+        user: &UserId,
+        issuer: &Origin,
+        token_id: TokenId,
+        nickname: Option<&str>,
+    ) -> Result<bool, StoreError> {
+        let renamed = with_pool!(self, pool => {
+            sqlx::query(
+                "update rp_saved_token set nickname = $4 \
+                 where user_id = $1 and issuer = $2 and token_id = $3 and removed_at is null",
+            )
+            .bind(user.as_str())
+            .bind(issuer.as_str())
+            .bind(token_id.to_string())
+            .bind(nickname)
+            .execute(pool)
+            .await?
+            .rows_affected()
+        });
+        Ok(renamed > 0)
+    }
+
     async fn rp_remove_token(
         &self,
         user: &UserId,
@@ -419,6 +442,18 @@ impl RecoveryProviderStore for Store {
         token_id: TokenId,
     ) -> Result<Option<SavedTokenBytes>, StoreFault> {
         self.rp_token_bytes(user, issuer, token_id)
+            .await
+            .map_err(fault)
+    }
+
+    async fn rename_token(
+        &self,
+        user: &UserId,
+        issuer: &Origin,
+        token_id: TokenId,
+        nickname: Option<&str>,
+    ) -> Result<bool, StoreFault> {
+        self.rp_rename_token(user, issuer, token_id, nickname)
             .await
             .map_err(fault)
     }

@@ -321,6 +321,33 @@ async fn a_stored_key_id_that_does_not_parse_fails_the_read_and_changes_nothing(
 }
 
 #[tokio::test]
+async fn renaming_is_for_the_owner_only_and_changes_only_the_nickname() {
+    for p in providers("rp_renaming").await {
+        save(&p, "alice", &form(1, Options::STATUS_REQUESTED)).await;
+        let (tokens, queued) = (list(&p, "alice").await, outbox(&p).await);
+        let got = p.rename(&user("bob"), &ap(), id(1), "mine").await;
+        assert_eq!(got, Err(RecoveryProviderError::UnknownToken));
+        assert_eq!(list(&p, "alice").await, tokens);
+
+        p.rename(&user("alice"), &ap(), id(1), "work laptop")
+            .await
+            .unwrap();
+        let renamed = list(&p, "alice").await;
+        assert_eq!(renamed.len(), 1);
+        assert_eq!(renamed[0].nickname.as_deref(), Some("work laptop"));
+        assert_eq!(renamed[0].saved_at, tokens[0].saved_at);
+        assert_eq!(outbox(&p).await, queued);
+        p.rename(&user("alice"), &ap(), id(1), "").await.unwrap();
+        assert_eq!(list(&p, "alice").await, tokens);
+
+        // A deleted token keeps no name to change.
+        p.delete(&user("alice"), &ap(), id(1), NOW).await.unwrap();
+        let deleted = p.rename(&user("alice"), &ap(), id(1), "again").await;
+        assert_eq!(deleted, Err(RecoveryProviderError::UnknownToken));
+    }
+}
+
+#[tokio::test]
 async fn deleting_is_for_the_owner_only_and_queues_deleted() {
     for p in providers("rp_deleting").await {
         save(&p, "alice", &form(1, Options::STATUS_REQUESTED)).await;

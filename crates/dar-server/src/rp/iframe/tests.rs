@@ -107,7 +107,8 @@ impl Setup {
             .get(&format!("{}/rp/tokens", self.rp.origin))
             .await
             .unwrap();
-        page.body.matches("name=\"token_id\"").count()
+        // One delete form per saved token.
+        page.body.matches("action=\"/rp/tokens/delete\"").count()
     }
 
     async fn shut_down(self) {
