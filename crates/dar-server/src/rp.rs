@@ -539,6 +539,16 @@ struct TokenForm {
     token_id: String,
 }
 
+impl TokenForm {
+    /// The token the form names: its issuer (an origin) and its id (32 hex digits).
+    fn target(&self, state: &AppState) -> Result<(Origin, TokenId), AppError> {
+        Ok((
+            parse_origin(state, &self.issuer)?,
+            parse_token_id(&self.token_id)?,
+        ))
+    }
+}
+
 #[utoipa::path(
     post, path = "/rp/tokens/delete", tag = TAG_RP,
     summary = "Delete a saved token",
@@ -559,8 +569,7 @@ async fn delete_token(
     CsrfForm { form, .. }: CsrfForm<TokenForm>,
 ) -> Result<Response, AppError> {
     let rp = service(&state)?;
-    let issuer = parse_origin(&state, &form.issuer)?;
-    let token_id = parse_token_id(&form.token_id)?;
+    let (issuer, token_id) = form.target(&state)?;
     rp.delete(&user_id(&user), &issuer, token_id, state.now())
         .await?;
     Ok(Redirect::to("/rp/tokens").into_response())
@@ -568,8 +577,8 @@ async fn delete_token(
 
 #[derive(Deserialize, ToSchema)]
 struct RenameForm {
-    issuer: String,
-    token_id: String,
+    #[serde(flatten)]
+    token: TokenForm,
     /// The new name (trimmed; empty clears it; at most `MAX_NICKNAME_LEN` bytes, no control
     /// characters).
     nickname: String,
@@ -599,8 +608,7 @@ async fn rename_token(
     CsrfForm { form, .. }: CsrfForm<RenameForm>,
 ) -> Result<Response, AppError> {
     let rp = service(&state)?;
-    let issuer = parse_origin(&state, &form.issuer)?;
-    let token_id = parse_token_id(&form.token_id)?;
+    let (issuer, token_id) = form.token.target(&state)?;
     rp.rename(&user_id(&user), &issuer, token_id, &form.nickname)
         .await?;
     Ok(Redirect::to("/rp/tokens").into_response())
@@ -781,8 +789,7 @@ async fn recover(
     CsrfForm { form, .. }: CsrfForm<TokenForm>,
 ) -> Result<Response, AppError> {
     let rp = service(&state)?;
-    let issuer = parse_origin(&state, &form.issuer)?;
-    let token_id = parse_token_id(&form.token_id)?;
+    let (issuer, token_id) = form.target(&state)?;
     let page = recover_page_url(&state, Some(issuer.as_str()), Some(&token_id.to_string()))?;
     if let Some(sign_in) = sign_in_again_if_stale(&state, &user, &page) {
         return Ok(sign_in);
